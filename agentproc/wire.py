@@ -1,0 +1,547 @@
+"""The agentproc wire protocol as data and pure functions.
+
+This module is the single place that knows the protocol: the environment
+variable names, the line prefixes, how payloads are encoded and decoded, how a
+raw output line is framed and classified, the session-id rule and how a reply
+line is rendered so it stays reply text. It does no I/O. The agent SDK writes
+through it and the bridge reads through it, so both sides share one rule book.
+
+It must stay cheap to import (a Python agent pays for it on every turn): only
+the standard library, and ``json`` is imported the first time it is needed.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterable, Iterator
+
+#: Sent to the agent as ``AGENT_PROTOCOL_VERSION``; opaque, never compared.
+PROTOCOL_VERSION = "0.2"
+
+# --- input: environment variables -------------------------------------------
+
+ENV_MESSAGE = "AGENT_MESSAGE"
+ENV_SESSION_ID = "AGENT_SESSION_ID"
+ENV_SESSION_NAME = "AGENT_SESSION_NAME"
+ENV_FROM_USER = "AGENT_FROM_USER"
+ENV_STREAMING = "AGENT_STREAMING"
+ENV_PROTOCOL_VERSION = "AGENT_PROTOCOL_VERSION"
+ENV_IMAGE_URL = "AGENT_IMAGE_URL"
+ENV_FILE_URL = "AGENT_FILE_URL"
+ENV_ATTACHMENTS = "AGENT_ATTACHMENTS"
+ENV_PERMISSION = "AGENT_PERMISSION"
+
+#: Every variable the bridge sets for a turn. A profile's ``env`` cannot set these.
+TURN_ENV_VARS = (
+    ENV_MESSAGE,
+    ENV_SESSION_ID,
+    ENV_SESSION_NAME,
+    ENV_FROM_USER,
+    ENV_STREAMING,
+    ENV_PROTOCOL_VERSION,
+    ENV_IMAGE_URL,
+    ENV_FILE_URL,
+    ENV_ATTACHMENTS,
+    ENV_PERMISSION,
+)
+
+DEFAULT_SESSION_NAME = "default"
+
+# --- SDK settings (read by the agent SDK, never set by the bridge) ---------------
+
+#: ``1`` makes the SDK print a handler's full traceback on stderr.
+ENV_DEBUG = "AGENTPROC_DEBUG"
+#: Root folder of the SDK's history files; ``~/.agentproc`` when unset.
+ENV_HOME = "AGENTPROC_HOME"
+
+# --- output: line prefixes ------------------------------------------------------
+
+PREFIX_SESSION = "AGENT_SESSION:"
+PREFIX_PARTIAL = "AGENT_PARTIAL:"
+PREFIX_ERROR = "AGENT_ERROR:"
+PREFIX_PERMISSION_REQUEST = "AGENT_PERMISSION_REQUEST:"
+#: Written by the bridge to the agent's stdin, one line per permission request.
+PREFIX_PERMISSION_RESPONSE = "AGENT_PERMISSION_RESPONSE:"
+
+# Line kinds. Plain strings rather than an Enum: enum costs an import and a
+# comparison with a module constant is as clear.
+BODY = "body"
+SESSION = "session"
+PARTIAL = "partial"
+ERROR = "error"
+PERMISSION_REQUEST = "permission_request"
+
+#: (prefix, kind) in matching order. Matching is case-sensitive and anchored at
+#: the very first character of the raw line: `` AGENT_SESSION:x`` is body.
+LINE_KINDS = (
+    (PREFIX_SESSION, SESSION),
+    (PREFIX_PARTIAL, PARTIAL),
+    (PREFIX_ERROR, ERROR),
+    (PREFIX_PERMISSION_REQUEST, PERMISSION_REQUEST),
+)
+
+#: Every prefix begins with this; a line without it is body, found with one check.
+_COMMON_START = "AGENT_"
+
+
+def classify(line: str) -> tuple[str, str]:
+    """Return ``(kind, payload)`` for one decoded output line.
+
+    ``payload`` is the text after the prefix, or the whole line for body.
+    """
+    if line.startswith(_COMMON_START):
+        for prefix, kind in LINE_KINDS:
+            if line.startswith(prefix):
+                return kind, line[len(prefix) :]
+    return BODY, line
+
+
+# --- payloads -------------------------------------------------------------------
+
+
+def encode_payload(text: str) -> str:
+    """Encode the text of a partial or error line: a JSON string on one line."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def decode_payload(raw: str) -> tuple[str, bool]:
+    """Decode the payload of a partial or error line.
+
+    Returns ``(text, ok)``. Empty (or blank) gives ``""``; a JSON string gives its
+    value; any other valid JSON gives the raw text; invalid JSON gives the raw
+    text and ``ok`` is False so the reader can warn.
+    """
+    if not raw or raw.isspace():
+        return "", True
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw, False
+    if isinstance(value, str):
+        return value, True
+    return raw, True
+
+
+# --- session ids -----------------------------------------------------------------
+
+SESSION_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~=-")
+#: Longest session id accepted. Real agent CLIs use UUIDs (36 chars); this leaves
+#: room for longer schemes while keeping ids usable as file names.
+MAX_SESSION_ID_LENGTH = 256
+
+
+def normalize_session_id(value: str) -> str | None:
+    """Return the session id ``value`` names, or None when it is not valid.
+
+    Valid: non-empty after stripping surrounding white space, only the
+    characters ``A-Z a-z 0-9 . _ ~ = -``, not ``.`` or ``..``, and at most
+    :data:`MAX_SESSION_ID_LENGTH` characters. Such an id is safe as a file name.
+    """
+    value = value.strip()
+    if not value or value in (".", "..") or len(value) > MAX_SESSION_ID_LENGTH:
+        return None
+    if not SESSION_ID_CHARS.issuperset(value):
+        return None
+    return value
+
+
+def is_valid_session_id(value: str) -> bool:
+    """True when ``value`` is a session id exactly as given (no stripping needed)."""
+    return normalize_session_id(value) == value
+
+
+# --- writing lines (the agent side) ----------------------------------------------
+
+#: Put in front of a reply line that would otherwise read as a protocol line.
+#: ZERO WIDTH SPACE is invisible in chat, and the line no longer starts with the
+#: prefix, so it stays reply text.
+BODY_GUARD = "\u200b"
+
+
+def session_line(session_id: str) -> str:
+    """The ``AGENT_SESSION:`` line for a valid id; raises ValueError otherwise."""
+    value = normalize_session_id(session_id)
+    if value is None:
+        raise ValueError(f"invalid session id {session_id!r}: {SESSION_ID_RULE}")
+    return PREFIX_SESSION + value
+
+
+SESSION_ID_RULE = (
+    "a session id must be 1-256 characters from A-Z a-z 0-9 . _ ~ = - and not '.' or '..'"
+)
+
+
+def partial_line(text: str) -> str:
+    return PREFIX_PARTIAL + encode_payload(text)
+
+
+def error_line(text: str) -> str:
+    return PREFIX_ERROR + encode_payload(text)
+
+
+def permission_request_line(request: dict[str, object]) -> str:
+    import json
+
+    return PREFIX_PERMISSION_REQUEST + json.dumps(request, ensure_ascii=False)
+
+
+def permission_response_line(response: dict[str, object]) -> str:
+    import json
+
+    return PREFIX_PERMISSION_RESPONSE + json.dumps(response, ensure_ascii=False)
+
+
+def render_body_line(line: str) -> str:
+    """Render one reply line so that a reader classifies it as body."""
+    if line.startswith(_COMMON_START) and classify(line)[0] != BODY:
+        return BODY_GUARD + line
+    return line
+
+
+def render_body(text: str) -> Iterator[str]:
+    """Split reply text into lines (on ``\\n`` only) and render each as body.
+
+    A trailing ``\\r`` would be dropped by the reader, so a line ending in one is
+    written with one more ``\\r`` to keep it.
+    """
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line += "\r"
+        yield render_body_line(line)
+
+
+# --- reading lines (the bridge side) ---------------------------------------------
+
+#: Default cap for one output line, in bytes. Protocol lines carry JSON payloads
+#: (a partial is rarely over a few KiB); a whole file in one line is still fine
+#: at 1 MiB, and the reader never holds more than this of an unfinished line.
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+
+
+class LineFramer:
+    """Split a byte stream into decoded lines by the protocol's framing rules.
+
+    Lines end at ``\\n`` only; one trailing ``\\r`` is dropped; bytes are decoded
+    as UTF-8 with replacement characters, never dropped. A line longer than
+    ``max_line_bytes`` is cut at the limit (the cut part is a line of its own,
+    reported in :attr:`cut_lines`) and the rest of it, up to the next ``\\n``, is
+    discarded without being held in memory.
+    """
+
+    __slots__ = ("_buf", "_discarding", "cut_lines", "max_line_bytes")
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be at least 1")
+        self.max_line_bytes = max_line_bytes
+        self._buf = b""
+        self._discarding = False
+        #: How many lines were cut at the limit so far.
+        self.cut_lines = 0
+
+    def feed(self, data: bytes) -> list[str]:
+        """Take the next bytes of the stream; return the lines they complete."""
+        out: list[str] = []
+        limit = self.max_line_bytes
+        if self._discarding:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return out
+            self._discarding = False
+            data = data[nl + 1 :]
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        parts = data.split(b"\n")
+        tail = parts.pop()
+        for raw in parts:
+            if len(raw) > limit:
+                raw = raw[:limit]
+                self.cut_lines += 1
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            out.append(raw.decode("utf-8", "replace"))
+        if len(tail) > limit:
+            self.cut_lines += 1
+            self._discarding = True
+            raw = tail[:limit]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            out.append(raw.decode("utf-8", "replace"))
+        else:
+            self._buf = tail
+        return out
+
+    def close(self) -> list[str]:
+        """End of stream: return the last line if it had no ``\\n``."""
+        raw, self._buf = self._buf, b""
+        self._discarding = False
+        if not raw:
+            return []
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        return [raw.decode("utf-8", "replace")]
+
+
+# --- attachments ---------------------------------------------------------------------
+
+ATTACHMENT_TYPES = ("image", "file", "audio", "video")
+
+
+class Attachment:
+    """One attachment of a turn: ``type`` (image, file, audio, video) and ``url``,
+    with an optional ``name`` and ``mime_type``."""
+
+    __slots__ = ("mime_type", "name", "type", "url")
+
+    def __init__(
+        self, type: str, url: str, name: str | None = None, mime_type: str | None = None
+    ) -> None:
+        if type not in ATTACHMENT_TYPES:
+            raise ValueError(
+                f"attachment type {type!r} is not one of {', '.join(ATTACHMENT_TYPES)}"
+            )
+        if not isinstance(url, str) or not url:
+            raise ValueError("an attachment needs a non-empty url")
+        self.type = type
+        self.url = url
+        self.name = name
+        self.mime_type = mime_type
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"type": self.type, "url": self.url}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.mime_type is not None:
+            out["mime_type"] = self.mime_type
+        return out
+
+    @classmethod
+    def from_dict(cls, data: object) -> Attachment:
+        """Build from a decoded JSON object; raises ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("an attachment must be a JSON object")
+        name = data.get("name")
+        mime = data.get("mime_type")
+        if name is not None and not isinstance(name, str):
+            raise ValueError("attachment 'name' must be a string")
+        if mime is not None and not isinstance(mime, str):
+            raise ValueError("attachment 'mime_type' must be a string")
+        return cls(str(data.get("type", "")), data.get("url", ""), name, mime)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Attachment):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.url, self.name, self.mime_type))
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {k}={v!r}" for k, v in (("name", self.name), ("mime_type", self.mime_type)) if v
+        )
+        return f"Attachment(type={self.type!r}, url={self.url!r}{extra})"
+
+
+def encode_attachments(attachments: Iterable[Attachment]) -> str:
+    import json
+
+    return json.dumps([a.to_dict() for a in attachments], ensure_ascii=False)
+
+
+def decode_attachments(raw: str | None) -> list[Attachment]:
+    """Parse ``AGENT_ATTACHMENTS``; ``[]`` when unset, empty or unparseable.
+
+    Entries that are not valid attachments are skipped, the rest kept.
+    """
+    if not raw:
+        return []
+    import json
+
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    out = []
+    for item in items:
+        try:
+            out.append(Attachment.from_dict(item))
+        except ValueError:
+            continue
+    return out
+
+
+def turn_env(
+    message: str | None,
+    *,
+    session_id: str = "",
+    session_name: str = DEFAULT_SESSION_NAME,
+    from_user: str = "",
+    streaming: bool = True,
+    attachments: Iterable[Attachment] = (),
+    permission: bool = False,
+) -> dict[str, str]:
+    """The ``AGENT_*`` variables for one turn, as the bridge sets them.
+
+    ``message=None`` leaves ``AGENT_MESSAGE`` out (used when the message only
+    travels on stdin because it is too large for the environment).
+    """
+    env = {
+        ENV_SESSION_ID: session_id,
+        ENV_SESSION_NAME: session_name or DEFAULT_SESSION_NAME,
+        ENV_FROM_USER: from_user,
+        ENV_STREAMING: "1" if streaming else "0",
+        ENV_PROTOCOL_VERSION: PROTOCOL_VERSION,
+    }
+    if message is not None:
+        env[ENV_MESSAGE] = message
+    atts = list(attachments)
+    if atts:
+        env[ENV_ATTACHMENTS] = encode_attachments(atts)
+        image = next((a for a in atts if a.type == "image"), None)
+        file = next((a for a in atts if a.type == "file"), None)
+        if image is not None:
+            env[ENV_IMAGE_URL] = image.url
+        if file is not None:
+            env[ENV_FILE_URL] = file.url
+    if permission:
+        env[ENV_PERMISSION] = "1"
+    return env
+
+
+# --- permission frames -------------------------------------------------------------
+#
+# Request (agent -> bridge, one stdout line):
+#   AGENT_PERMISSION_REQUEST:{"id": "1", "tool": "Bash", "input": {...}, "description": "..."}
+# Response (bridge -> agent, one stdin line per request, in request order):
+#   AGENT_PERMISSION_RESPONSE:{"id": "1", "allow": false, "updated_input": null, "message": "..."}
+
+
+class PermissionRequest:
+    """An agent's request to use a tool: ``id``, ``tool``, ``input``, ``description``."""
+
+    __slots__ = ("description", "id", "input", "tool")
+
+    def __init__(
+        self, id: str, tool: str, input: dict[str, object] | None = None, description: str = ""
+    ) -> None:
+        self.id = id
+        self.tool = tool
+        self.input = input if input is not None else {}
+        self.description = description
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "tool": self.tool,
+            "input": self.input,
+            "description": self.description,
+        }
+
+    def summary(self, width: int = 120) -> str:
+        """One line for a human: the description, or the input compacted."""
+        text = self.description
+        if not text:
+            import json
+
+            text = json.dumps(self.input, ensure_ascii=False, sort_keys=True) if self.input else ""
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    @classmethod
+    def from_payload(cls, raw: str, fallback_id: str) -> PermissionRequest:
+        """Parse a request payload; raises ValueError naming what is wrong.
+
+        ``fallback_id`` is used when the request carries no ``id``.
+        """
+        import json
+
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"permission request is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("permission request must be a JSON object")
+        tool = data.get("tool")
+        if not isinstance(tool, str) or not tool:
+            raise ValueError("permission request needs a non-empty string 'tool'")
+        inp = data.get("input", {})
+        if inp is None:
+            inp = {}
+        if not isinstance(inp, dict):
+            raise ValueError("permission request 'input' must be a JSON object")
+        desc = data.get("description", "")
+        if not isinstance(desc, str):
+            desc = str(desc)
+        rid = data.get("id", fallback_id)
+        return cls(str(rid) if rid is not None else fallback_id, tool, inp, desc)
+
+    def __repr__(self) -> str:
+        return f"PermissionRequest(id={self.id!r}, tool={self.tool!r}, input={self.input!r})"
+
+
+class PermissionDecision:
+    """The answer to a permission request.
+
+    ``allow``; ``updated_input`` (None keeps the agent's input); ``message``
+    (why, for the agent to show or log). Awaiting a decision gives the decision,
+    so the SDK's helper works with or without ``await``.
+    """
+
+    __slots__ = ("allow", "message", "updated_input")
+
+    def __init__(
+        self, allow: bool, updated_input: dict[str, object] | None = None, message: str = ""
+    ) -> None:
+        self.allow = bool(allow)
+        self.updated_input = updated_input
+        self.message = message
+
+    def to_response(self, request_id: str) -> dict[str, object]:
+        return {
+            "id": request_id,
+            "allow": self.allow,
+            "updated_input": self.updated_input,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_payload(cls, raw: str) -> PermissionDecision:
+        """Parse a response payload; anything unreadable is a denial."""
+        import json
+
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return cls(False, None, "unreadable permission response")
+        if not isinstance(data, dict):
+            return cls(False, None, "unreadable permission response")
+        upd = data.get("updated_input")
+        msg = data.get("message", "")
+        return cls(
+            data.get("allow") is True,
+            upd if isinstance(upd, dict) else None,
+            msg if isinstance(msg, str) else str(msg),
+        )
+
+    def __await__(self) -> Generator[None, None, PermissionDecision]:
+        # A generator that yields nothing: awaiting it returns at once.
+        return self
+        yield  # type: ignore[unreachable]
+
+    def __bool__(self) -> bool:
+        return self.allow
+
+    def __repr__(self) -> str:
+        return (
+            f"PermissionDecision(allow={self.allow!r}, updated_input={self.updated_input!r}, "
+            f"message={self.message!r})"
+        )

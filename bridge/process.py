@@ -1,0 +1,343 @@
+"""The process layer: the only code that spawns, feeds, reads and kills agents.
+
+One :class:`AgentProcess` owns one agent's life:
+
+- it starts in a session of its own (``setsid``), so its process group holds
+  everything it starts and a terminal's Ctrl-C never reaches it directly;
+- stdout is handed on in chunks as it arrives, stderr is drained at the same
+  time into a bounded tail, and stdin data is written concurrently, so no pipe
+  can fill up and stall the turn;
+- one deadline covers the whole turn, stdin writing included; at the deadline
+  or on a stop request the group gets SIGTERM, then ``kill_grace_secs`` later
+  SIGKILL;
+- when the agent exits, what is already in the pipes is read for a short
+  moment (:data:`DRAIN_SECS`), then the whole group is killed: nothing an agent
+  started outlives its turn and no descendant holding a pipe can stretch it.
+
+The process is watched with a pidfd where the platform has one, and pipes are
+read with non-blocking ``os.read`` when the event loop says they are readable:
+no thread per process, no polling loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+
+from .errors import LaunchError
+from .launch import LaunchPlan
+from .turn import ProcessExit
+
+#: Read size for stdout and stderr. 64 KiB is the Linux pipe buffer: one read
+#: empties a full pipe.
+READ_CHUNK = 64 * 1024
+
+#: After the agent exits, how long to wait for the rest of its output. Output
+#: the agent wrote is already in the pipe, so EOF normally comes at once; the
+#: wait only matters when a descendant still holds the pipe open, and then it
+#: bounds how long that descendant can stretch the turn.
+DRAIN_SECS = 0.2
+
+#: After SIGKILL, how long to wait for the process to be gone before giving up
+#: on it (a process stuck in the kernel cannot be killed sooner).
+KILL_WAIT_SECS = 5.0
+
+_HAS_PIDFD = hasattr(os, "pidfd_open")
+_nofile_raised = False
+
+
+def _raise_nofile_limit() -> None:
+    """Raise the soft open-file limit to the hard one, once per process.
+
+    Each running turn holds four descriptors (three pipes and a pidfd); the
+    common soft limit of 1024 would cap a bridge at about 250 turns at once.
+    """
+    global _nofile_raised
+    if _nofile_raised:
+        return
+    _nofile_raised = True
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _spawn_error(exc: OSError, plan: LaunchPlan) -> LaunchError:
+    """Turn an OSError from spawning into a reason a user can act on."""
+    cmd = plan.argv[0]
+    if exc.errno == errno.ENOENT:
+        if exc.filename and str(exc.filename) == plan.cwd:
+            return LaunchError(f"working directory does not exist: {plan.cwd}")
+        return LaunchError(
+            f"command not found: {cmd!r}",
+            hint="check the profile's command and the PATH the agent gets",
+            exit_code=127,
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return LaunchError(
+            f"command is not executable: {cmd!r}", hint=f"chmod +x {cmd}", exit_code=126
+        )
+    if exc.errno == errno.ENOEXEC:
+        return LaunchError(
+            f"{cmd!r} is not a program the system can run",
+            hint="a script needs a #! line, e.g. #!/bin/sh",
+            exit_code=126,
+        )
+    if exc.errno == errno.E2BIG:
+        return LaunchError(
+            "the arguments and environment of this turn are too large to start the agent",
+            hint="use `stdin: message` for long messages and keep env small",
+        )
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return LaunchError(
+            "too many open files to start another agent",
+            hint="lower the number of turns running at once or raise `ulimit -n`",
+            exit_code=1,
+        )
+    if exc.errno == errno.ENOTDIR:
+        return LaunchError(f"working directory is not a directory: {plan.cwd}")
+    return LaunchError(f"could not start {cmd!r}: {exc.strerror or exc}", exit_code=1)
+
+
+Sink = Callable[[bytes], Awaitable[None] | None]
+
+
+class AgentProcess:
+    """One running agent. Create with :meth:`spawn`, drive with :meth:`run`."""
+
+    def __init__(self, plan: LaunchPlan, popen: subprocess.Popen[bytes]) -> None:
+        self.plan = plan
+        self._popen = popen
+        self.pid = popen.pid
+        self.deadline = anyio.current_time() + plan.timeout_secs
+        self._stdin_fd = popen.stdin.fileno() if popen.stdin is not None else -1
+        self._stderr = bytearray()
+        self._exited = anyio.Event()
+        self._wake = anyio.Event()
+        self._out_done = anyio.Event()
+        self._err_done = anyio.Event()
+        self._stop_requested = False
+        self._reaped = False
+
+    @classmethod
+    def spawn(cls, plan: LaunchPlan) -> AgentProcess:
+        """Start the agent; raises :class:`LaunchError` when it cannot start."""
+        _raise_nofile_limit()
+        stdin: int = (
+            subprocess.PIPE
+            if (plan.stdin_data is not None or plan.stdin_open)
+            else (subprocess.DEVNULL)
+        )
+        try:
+            popen = subprocess.Popen(
+                plan.argv,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=plan.cwd,
+                env=plan.env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise _spawn_error(exc, plan) from None
+        except ValueError as exc:  # embedded NUL that slipped past the plan checks
+            raise LaunchError(f"could not start {plan.argv[0]!r}: {exc}") from None
+        for f in (popen.stdout, popen.stderr, popen.stdin):
+            if f is not None:
+                os.set_blocking(f.fileno(), False)
+        return cls(plan, popen)
+
+    # -- driving
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop the agent now (SIGTERM, grace, SIGKILL)."""
+        self._stop_requested = True
+        self._wake.set()
+
+    async def run(self, on_stdout: Sink) -> ProcessExit:
+        """Run the agent to the end and return how it ended.
+
+        ``on_stdout`` gets every chunk of stdout as it arrives (plain or async).
+        If the caller's scope is cancelled, the group is killed at once and the
+        process reaped before the cancellation goes on.
+        """
+        timed_out = False
+        try:
+            async with anyio.create_task_group() as tg:
+                stdout = self._popen.stdout
+                stderr = self._popen.stderr
+                assert stdout is not None and stderr is not None
+                tg.start_soon(self._pump_stdout, stdout.fileno(), on_stdout)
+                tg.start_soon(self._pump_stderr, stderr.fileno())
+                if self.plan.stdin_data is not None:
+                    tg.start_soon(self._feed_stdin, self.plan.stdin_data)
+                tg.start_soon(self._watch_exit)
+                with anyio.move_on_after(self.deadline - anyio.current_time()):
+                    await self._wake.wait()
+                if not self._exited.is_set():
+                    timed_out = not self._stop_requested
+                    await self._terminate()
+                with anyio.move_on_after(DRAIN_SECS):
+                    await self._out_done.wait()
+                    await self._err_done.wait()
+                self._signal_group(signal.SIGKILL)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not self._reaped:
+                    self._signal_group(signal.SIGKILL)
+                    await self._reap()
+                self._close_pipes()
+        tail = self._stderr[-self.plan.max_stderr_bytes :] if self.plan.max_stderr_bytes else b""
+        return ProcessExit(
+            returncode=self._popen.returncode if self._popen.returncode is not None else -9,
+            timed_out=timed_out,
+            cancelled=self._stop_requested and not timed_out,
+            timeout_secs=self.plan.timeout_secs,
+            stderr_tail=bytes(tail).decode("utf-8", "replace"),
+        )
+
+    async def send(self, data: bytes) -> bool:
+        """Write to the agent's open stdin (the permission channel).
+
+        Returns False when the agent has closed its stdin or exited.
+        """
+        if self._stdin_fd < 0:
+            return False
+        return await self._write_all(self._stdin_fd, data)
+
+    # -- tasks
+
+    async def _pump_stdout(self, fd: int, sink: Sink) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    await anyio.wait_readable(fd)
+                    continue
+                if not data:
+                    return
+                result = sink(data)
+                if result is not None:
+                    await result
+                else:
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            self._out_done.set()
+
+    async def _pump_stderr(self, fd: int) -> None:
+        keep = max(self.plan.max_stderr_bytes, 1)
+        buf = self._stderr
+        try:
+            while True:
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    await anyio.wait_readable(fd)
+                    continue
+                if not data:
+                    return
+                buf += data
+                if len(buf) > 2 * keep:
+                    del buf[:-keep]
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self._err_done.set()
+
+    async def _feed_stdin(self, data: bytes) -> None:
+        await self._write_all(self._stdin_fd, data)
+        self._close_stdin()
+
+    async def _write_all(self, fd: int, data: bytes) -> bool:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                await anyio.wait_writable(fd)
+                continue
+            except (BrokenPipeError, OSError):
+                return False
+            view = view[n:]
+        return True
+
+    async def _watch_exit(self) -> None:
+        if _HAS_PIDFD:
+            try:
+                pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                pidfd = -1
+            if pidfd >= 0:
+                try:
+                    await anyio.wait_readable(pidfd)
+                finally:
+                    os.close(pidfd)
+                self._exited.set()
+                self._wake.set()
+                return
+        # No pidfd: wait in a worker thread without reaping, so the group
+        # cannot be reused before it is killed.
+        await anyio.to_thread.run_sync(_wait_no_reap, self.pid, abandon_on_cancel=True)
+        self._exited.set()
+        self._wake.set()
+
+    # -- stopping
+
+    async def _terminate(self) -> None:
+        self._signal_group(signal.SIGTERM)
+        with anyio.move_on_after(self.plan.kill_grace_secs):
+            await self._exited.wait()
+        if not self._exited.is_set():
+            self._signal_group(signal.SIGKILL)
+            with anyio.move_on_after(KILL_WAIT_SECS):
+                await self._exited.wait()
+
+    def _signal_group(self, sig: int) -> None:
+        # The leader is not reaped yet, so its pid (the group id) cannot have
+        # been reused by an unrelated process.
+        if self._reaped:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def _reap(self) -> None:
+        if self._exited.is_set() or self._popen.poll() is not None:
+            self._popen.wait()
+        else:
+            with anyio.move_on_after(KILL_WAIT_SECS):
+                await anyio.to_thread.run_sync(self._popen.wait, abandon_on_cancel=True)
+        self._reaped = True
+
+    def _close_stdin(self) -> None:
+        if self._popen.stdin is not None and not self._popen.stdin.closed:
+            with contextlib.suppress(OSError):
+                self._popen.stdin.close()
+        self._stdin_fd = -1
+
+    def _close_pipes(self) -> None:
+        self._close_stdin()
+        for f in (self._popen.stdout, self._popen.stderr):
+            if f is not None:
+                f.close()
+
+
+def _wait_no_reap(pid: int) -> None:
+    waitid = getattr(os, "waitid", None)
+    if waitid is not None:
+        waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    else:  # pragma: no cover - platforms without waitid
+        os.waitpid(pid, 0)

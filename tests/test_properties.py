@@ -1,0 +1,160 @@
+"""hypothesis properties of the wire rules and the turn state machine."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agentproc import wire
+from bridge.turn import ProcessExit, Turn
+
+# Lines that look like the protocol, almost look like it, or are noise.
+protocol_lines = st.one_of(
+    st.builds(lambda t: wire.partial_line(t), st.text()),
+    st.builds(lambda t: wire.error_line(t), st.text()),
+    st.builds(lambda t: wire.PREFIX_SESSION + t, st.text(alphabet="ab.-_~=/ \t", max_size=8)),
+    st.builds(lambda t: wire.PREFIX_PARTIAL + t, st.text(max_size=20)),
+    st.builds(lambda t: wire.PREFIX_PERMISSION_REQUEST + t, st.text(max_size=20)),
+    st.sampled_from(["AGENT_", "AGENT_SESSION", " AGENT_ERROR:x", "\r", ""]),
+    st.text(max_size=30),
+)
+
+
+def reference_lines(data: bytes, limit: int) -> list[str]:
+    """The framing rules written the slow, obvious way."""
+    parts = data.split(b"\n")
+    tail = parts.pop()
+    out = []
+    for raw in [*parts, tail] if tail else parts:
+        raw = raw[:limit]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        out.append(raw.decode("utf-8", "replace"))
+    return out
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=30), st.integers(1, 50))
+def test_framer_matches_reference_for_any_chunking(
+    data: bytes, cuts: list[int], limit: int
+) -> None:
+    framer = wire.LineFramer(limit)
+    got: list[str] = []
+    pos = 0
+    for n in cuts:
+        got += framer.feed(data[pos : pos + n])
+        pos += n
+    got += framer.feed(data[pos:])
+    got += framer.close()
+    assert got == reference_lines(data, limit)
+
+
+@given(st.text())
+def test_partial_and_error_lines_round_trip(text: str) -> None:
+    for line, kind in (
+        (wire.partial_line(text), wire.PARTIAL),
+        (wire.error_line(text), wire.ERROR),
+    ):
+        assert "\n" not in line
+        got_kind, payload = wire.classify(line)
+        assert got_kind == kind
+        assert wire.decode_payload(payload) == (text, True)
+
+
+@given(st.text())
+def test_rendered_body_always_reads_as_body(text: str) -> None:
+    lines = list(wire.render_body(text))
+    data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+    framer = wire.LineFramer(len(data) + 1)
+    read = framer.feed(data) + framer.close()
+    assert all(wire.classify(line)[0] == wire.BODY for line in read)
+    expect = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    assert "\n".join(line.removeprefix(wire.BODY_GUARD) for line in read) == expect
+
+
+@given(st.text(max_size=300))
+def test_session_rule(value: str) -> None:
+    got = wire.normalize_session_id(value)
+    if got is not None:
+        assert got == value.strip() and got not in (".", "..")
+        assert "/" not in got and "\\" not in got and got.isascii()
+        assert wire.is_valid_session_id(got)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(protocol_lines, max_size=40),
+    st.integers(1, 60),
+    st.sampled_from(["", "…", "\n\n…(truncated)"]),
+    st.booleans(),
+    st.integers(-15, 3),
+    st.lists(st.integers(1, 50), max_size=10),
+)
+def test_turn_never_raises_and_keeps_its_rules(
+    lines: list[str],
+    cap: int,
+    suffix: str,
+    streaming: bool,
+    code: int,
+    cuts: list[int],
+) -> None:
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    turn = Turn(
+        streaming=streaming, max_reply_chars=cap, truncation_suffix=suffix, session_id="start"
+    )
+    pos = 0
+    for n in cuts:
+        turn.feed(data[pos : pos + n])
+        pos += n
+    turn.feed(data[pos:])
+    turn.end_of_output()
+    result = turn.finish(ProcessExit(returncode=code))
+
+    # Caps always hold.
+    assert len(result.reply) <= cap + len(suffix)
+    assert sum(map(len, result.partials)) <= cap + len(suffix)
+    if not streaming:
+        assert result.partials == []
+
+    # The session rule: the last valid id wins, otherwise the starting one stays.
+    framed = reference_lines(data, wire.DEFAULT_MAX_LINE_BYTES)
+    valid = [
+        v
+        for line in framed
+        if line.startswith(wire.PREFIX_SESSION)
+        and (v := wire.normalize_session_id(line[len(wire.PREFIX_SESSION) :])) is not None
+    ]
+    assert result.session_id == (valid[-1] if valid else "start")
+    assert result.session_captured == bool(valid)
+
+    # The first error decides; exit-code precedence.
+    errors = [line for line in framed if line.startswith(wire.PREFIX_ERROR)]
+    if errors:
+        first = wire.decode_payload(errors[0][len(wire.PREFIX_ERROR) :])[0]
+        assert result.error == (first or "the agent reported an error without a message")
+        assert result.exit_code == 1
+    elif code < 0:
+        assert result.exit_code == 128 - code
+    else:
+        assert result.exit_code == code
+        assert (result.error is None) == (code == 0)
+
+
+@given(st.booleans(), st.booleans(), st.booleans(), st.integers(-15, 5))
+def test_exit_code_precedence(
+    timed_out: bool, cancelled: bool, agent_error: bool, code: int
+) -> None:
+    turn = Turn()
+    if agent_error:
+        turn.feed(b'AGENT_ERROR:"no"\n')
+    turn.end_of_output()
+    r = turn.finish(ProcessExit(returncode=code, timed_out=timed_out, cancelled=cancelled))
+    if timed_out:
+        assert r.exit_code == 124
+    elif cancelled:
+        assert r.exit_code == 130
+    elif agent_error:
+        assert r.exit_code == 1
+    elif code < 0:
+        assert r.exit_code == 128 - code
+    else:
+        assert r.exit_code == code
