@@ -1,0 +1,8 @@
+from agentproc import create_profile
+
+
+def handle(ctx):
+    return f"You said: {ctx.message}"
+
+
+create_profile(handle)
