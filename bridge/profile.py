@@ -1,0 +1,666 @@
+"""Profiles: how to start an agent, as a validated model loaded from YAML.
+
+A profile is written by a person, usually by hand, and a mistake in it should
+cost one glance at the error: every problem found names the file, the line and
+the field, and all of them are reported together. A misspelt field is an error
+with a suggestion, never silently ignored, and no value is quietly replaced by
+a default.
+
+Loading goes through three stages, each converting its library's errors at
+the boundary into :class:`~bridge.errors.ProfileError`:
+
+1. read the file (``OSError``, UTF-8 decoding);
+2. compose the YAML node tree with ``yaml.SafeLoader`` (``yaml.YAMLError``),
+   remembering the line of each key and value and spotting duplicate keys,
+   which PyYAML would otherwise let the last one win without a word;
+3. validate with the pydantic model (``ValidationError``), and point each error
+   at the line recorded in stage 2.
+
+The text of ``command``, ``args``, ``cwd`` and ``env`` values is a template:
+``{{MESSAGE}}``, ``{{SESSION_ID}}``, ``{{SESSION_NAME}}``, ``{{PROFILE_DIR}}`` and
+``{{PYTHON}}``
+are replaced per turn, ``${VAR}`` reads the bridge's environment (filtered by
+``env_allowlist``) and ``$$`` is a literal ``$``. This module only checks that
+templates are well formed; :mod:`bridge.launch` expands them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from agentproc import wire
+from bridge.errors import ProfileError, ProfileNotFoundError
+
+__all__ = [
+    "ENV_NAME_RE",
+    "MAX_PROFILE_BYTES",
+    "PLACEHOLDERS",
+    "PROFILE_FILE_NAMES",
+    "TOKEN_RE",
+    "Profile",
+    "load_profile",
+    "load_profile_text",
+    "resolve_profile_path",
+    "template_problems",
+]
+
+# --- templates ----------------------------------------------------------------
+
+#: Placeholder names a profile may use as ``{{NAME}}``, replaced per turn.
+PLACEHOLDERS = ("MESSAGE", "SESSION_ID", "SESSION_NAME", "PROFILE_DIR", "PYTHON")
+
+#: The one pattern both validation and expansion use, so they cannot disagree.
+#: Alternatives, tried at each position from left to right:
+#:
+#: - ``{{ NAME }}``: a placeholder (spaces inside the braces are allowed, as in
+#:   most template languages); text like ``{{.Name}}`` is not a NAME and stays
+#:   literal, so Go-style templates passed to an agent CLI survive.
+#: - ``${NAME}``: a variable from the bridge's environment.
+#: - ``$$``: a literal ``$``.
+#: - ``${`` followed by anything else: malformed, an error at load time.
+#:
+#: A ``$`` followed by anything else is literal (``$HOME`` is not expanded: no
+#: shell is involved, and silently half-supporting shell syntax would mislead).
+TOKEN_RE = re.compile(
+    r"\{\{\s*(?P<placeholder>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
+    r"|\$(?:\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<dollar>\$)|(?P<bad>\{))"
+)
+
+#: A POSIX-portable environment variable name.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: ``${AGENT_...}`` would read the *bridge's* environment, which is never what
+#: the author meant: the turn's values are placeholders.
+_TURN_VAR_PLACEHOLDER = {
+    wire.ENV_MESSAGE: "{{MESSAGE}}",
+    wire.ENV_SESSION_ID: "{{SESSION_ID}}",
+    wire.ENV_SESSION_NAME: "{{SESSION_NAME}}",
+}
+
+
+def _known_placeholders() -> str:
+    return ", ".join(f"{{{{{name}}}}}" for name in PLACEHOLDERS)
+
+
+def template_problems(text: str) -> list[str]:
+    """Every problem with one template string, as readable sentences."""
+    problems: list[str] = []
+    if "\0" in text:
+        problems.append("contains a NUL character, which cannot be passed to a process")
+    for match in TOKEN_RE.finditer(text):
+        name = match.group("placeholder")
+        if name is not None and name not in PLACEHOLDERS:
+            close = difflib.get_close_matches(name.upper(), PLACEHOLDERS, n=1, cutoff=0.6)
+            guess = f"did you mean {{{{{close[0]}}}}}? " if close else ""
+            problems.append(
+                f"unknown placeholder {match.group(0)}; {guess}known placeholders: "
+                f"{_known_placeholders()}"
+            )
+        var = match.group("var")
+        if var is not None and var in wire.TURN_ENV_VARS:
+            instead = _TURN_VAR_PLACEHOLDER.get(var)
+            use = f"use {instead}" if instead else "the agent gets it in its own environment"
+            problems.append(
+                f"${{{var}}} would read the bridge's own environment, not this turn's; {use}"
+            )
+        if match.group("bad") is not None:
+            problems.append(
+                f"malformed '${{' at character {match.start() + 1}: write ${{NAME}} for a "
+                "variable or $$ for a literal '$'"
+            )
+    return problems
+
+
+def _check_template(text: str) -> str:
+    problems = template_problems(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return text
+
+
+def _check_command(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty: name the program to run, like ./agent.py")
+    return _check_template(text)
+
+
+def _check_cwd(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty; leave it out to run in the profile's folder")
+    return _check_template(text)
+
+
+def _check_env_name(name: str) -> str:
+    if not ENV_NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a valid environment variable name "
+            "(letters, digits and '_', not starting with a digit)"
+        )
+    if name in wire.TURN_ENV_VARS:
+        raise ValueError(f"{name} is set by the bridge for every turn and cannot be set here")
+    return name
+
+
+def _env_value_to_text(value: object) -> object:
+    """Accept numbers as text, refuse what YAML turned into something else.
+
+    An unquoted ``yes`` or ``off`` is a boolean to YAML, and ``str(True)`` would
+    hand the agent ``True``, which is not what the author typed; refusing with
+    a hint to quote is kinder than guessing.
+    """
+    if isinstance(value, bool):
+        raise ValueError(
+            "is a boolean (YAML reads unquoted true/false/yes/no/on/off that way); "
+            'quote it to pass text, like "true"'
+        )
+    if isinstance(value, int | float):
+        return str(value)
+    if value is None:
+        raise ValueError("is empty (null); write '' for an empty string")
+    return value
+
+
+def _check_allow_pattern(pattern: str) -> str:
+    if not pattern or any(c.isspace() or c in "=\0" for c in pattern):
+        raise ValueError(
+            f"{pattern!r} is not a variable name or glob (like OPENAI_API_KEY or OPENAI_*)"
+        )
+    return pattern
+
+
+Template = Annotated[str, AfterValidator(_check_template)]
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+EnvValue = Annotated[str, BeforeValidator(_env_value_to_text), AfterValidator(_check_template)]
+AllowPattern = Annotated[str, AfterValidator(_check_allow_pattern)]
+
+
+# --- the model -----------------------------------------------------------------
+
+
+class Profile(BaseModel):
+    """How to start an agent for one chat turn.
+
+    The agent is started once per turn, without a shell, as ``[command, *args]``
+    in ``cwd``, and gets the turn in ``AGENT_*`` environment variables.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="agentproc profile")
+
+    name: str | None = Field(
+        default=None, description="Display name; defaults to the profile's folder or file name."
+    )
+    description: str = Field(default="", description="What this agent does, for people.")
+    tags: list[str] = Field(default=[], description="Free-form labels for listing and search.")
+    command: Annotated[str, AfterValidator(_check_command)] = Field(
+        description=(
+            "The program to run, resolved on PATH or, when it contains '/', against cwd. "
+            "When args is absent, a command with spaces is split on whitespace, so "
+            "'python3 ./agent.py' works; give args (even []) to keep it whole. "
+            "Placeholders {{MESSAGE}}, {{SESSION_ID}}, {{SESSION_NAME}}, {{PROFILE_DIR}}, "
+            "{{PYTHON}} (the bridge's own Python, which has the agentproc SDK) "
+            "and ${VAR} are expanded; $$ is a literal $."
+        )
+    )
+    args: list[Template] | None = Field(
+        default=None,
+        description="Arguments after the command, one list item per argument; no shell. "
+        "Placeholders and ${VAR} are expanded in each item.",
+    )
+    cwd: Annotated[str, AfterValidator(_check_cwd)] | None = Field(
+        default=None,
+        description="Working directory of the agent; relative to the profile's folder, "
+        "which is also the default. Placeholders and ${VAR} are expanded.",
+    )
+    env: dict[EnvName, EnvValue] = Field(
+        default={},
+        description="Extra environment variables for the agent. Values are text (numbers "
+        "are accepted; quote booleans). Placeholders and ${VAR} are expanded. AGENT_* "
+        "variables of the protocol cannot be set here.",
+    )
+    env_allowlist: list[AllowPattern] = Field(
+        default=[],
+        description="Names or globs (like 'OPENAI_*') of the bridge's environment variables "
+        "that are passed to the agent when set and that ${VAR} may read.",
+    )
+    env_inherit: Literal["infra", "all"] = Field(
+        default="infra",
+        description="'infra': the agent inherits only PATH, HOME, USER, LOGNAME, SHELL, LANG, "
+        "LC_*, TERM, TMPDIR, TZ and PWD (plus env_allowlist); 'all': the bridge's whole "
+        "environment.",
+    )
+    timeout_secs: float = Field(
+        default=300,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a turn may take in total before the agent is stopped (exit 124).",
+    )
+    kill_grace_secs: float = Field(
+        default=5,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds between SIGTERM and SIGKILL when stopping the agent.",
+    )
+    max_reply_chars: int = Field(
+        default=1_000_000, ge=1, description="Cap on the reply text the user sees."
+    )
+    truncation_suffix: str = Field(
+        default="\n\n…(truncated)",
+        description="Appended once when max_reply_chars cuts the reply; '' disables it.",
+    )
+    max_line_bytes: int = Field(
+        default=wire.DEFAULT_MAX_LINE_BYTES,
+        ge=64,
+        description="Longest stdout line kept, in bytes; longer lines are cut with a warning.",
+    )
+    max_stderr_bytes: int = Field(
+        default=65536,
+        ge=0,
+        description="How many bytes of the end of stderr are kept for error messages.",
+    )
+    streaming: bool = Field(
+        default=True,
+        description="Whether AGENT_PARTIAL lines are streamed (AGENT_STREAMING=1); when "
+        "false, partial lines are ignored.",
+    )
+    stdin: Literal["none", "message"] = Field(
+        default="none",
+        description="'none': stdin is closed at once; 'message': the message is written to "
+        "stdin, then it is closed (for messages too large for the environment).",
+    )
+    permission: bool = Field(
+        default=False,
+        description="Turn on the permission channel: the agent may print "
+        "AGENT_PERMISSION_REQUEST lines and reads answers on stdin (AGENT_PERMISSION=1).",
+    )
+    permission_timeout_secs: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for an answer to one permission request before denying "
+        "it; null waits until the turn's deadline.",
+    )
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("permission")
+    @classmethod
+    def _permission_needs_stdin(cls, value: bool, info: ValidationInfo) -> bool:
+        # Checked on `permission` (after `stdin` in field order) so the error
+        # points at a field and its line rather than at the whole profile.
+        if value and info.data.get("stdin") == "message":
+            raise ValueError(
+                "cannot be true with `stdin: message`: the permission channel uses stdin "
+                "for its answers; remove one of them"
+            )
+        return value
+
+    @property
+    def source(self) -> Path | None:
+        """The file this profile was loaded from, or None."""
+        return self._source
+
+    @property
+    def profile_dir(self) -> Path:
+        """The folder relative paths are resolved against: the profile file's folder,
+        or the current directory for a profile not loaded from a file."""
+        if self._source is not None:
+            return self._source.parent
+        return Path.cwd()
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else the folder of a ``profile.yaml``, else the file's stem."""
+        if self.name:
+            return self.name
+        if self._source is None:
+            return "profile"
+        if self._source.name in PROFILE_FILE_NAMES:
+            return self._source.parent.name or self._source.stem
+        return self._source.stem
+
+
+# --- loading --------------------------------------------------------------------
+
+#: File names looked for when a profile path is a folder, in this order.
+PROFILE_FILE_NAMES = ("profile.yaml", "profile.yml")
+
+#: A profile is a few dozen lines. A file this big is almost certainly the wrong
+#: file, and refusing it keeps a mistake from reading a huge file into memory.
+MAX_PROFILE_BYTES = 1024 * 1024
+
+#: Shown with every invalid-profile error.
+_SCHEMA_HINT = "check the fields with `agentproc schema`"
+
+_YAML_TAG = "tag:yaml.org,2002:"
+#: Scalars whose author-written text is kept for text fields (env values, args):
+#: YAML would turn ``1.10`` into ``1.1`` and ``2024-01-01`` into a date.
+_TEXT_LIKE_TAGS = frozenset(_YAML_TAG + t for t in ("int", "float", "timestamp"))
+_NULL_TAG = _YAML_TAG + "null"
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class _Lines:
+    """Where things are in the YAML file (1-based lines), by key path."""
+
+    top: int = 1
+    keys: dict[Loc, int] = field(default_factory=dict)
+    values: dict[Loc, int] = field(default_factory=dict)
+    raw_text: dict[Loc, str] = field(default_factory=dict)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+def resolve_profile_path(path: str | os.PathLike[str]) -> Path:
+    """The profile file ``path`` names: the file itself, or ``profile.yaml``
+    (or ``profile.yml``) in a folder. Raises ProfileNotFoundError."""
+    given = Path(path)
+    if given.is_dir():
+        for name in PROFILE_FILE_NAMES:
+            candidate = given / name
+            if candidate.is_file():
+                return candidate
+        raise ProfileNotFoundError(
+            f"no profile in folder {given}: expected {' or '.join(PROFILE_FILE_NAMES)}",
+            path=str(given),
+            hint="create profile.yaml there, or pass the path of a profile file",
+        )
+    if not given.exists():
+        raise ProfileNotFoundError(
+            f"profile not found: {given}",
+            path=str(given),
+            hint="pass a profile YAML file or a folder containing profile.yaml",
+        )
+    return given
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Load and validate a profile from a YAML file or a folder holding ``profile.yaml``.
+
+    Raises :class:`ProfileNotFoundError` when the path does not exist and
+    :class:`ProfileError` for anything else wrong, listing every problem found
+    as ``FILE:LINE: ...``.
+    """
+    file = resolve_profile_path(path)
+    try:
+        with file.open("rb") as fh:
+            raw = fh.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise ProfileError(
+            f"cannot read profile {file}: {exc.strerror or exc}",
+            path=str(file),
+            hint="check that the file exists and is readable",
+        ) from exc
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            f"profile {file} is larger than {MAX_PROFILE_BYTES // 1024} KiB; "
+            "is this the right file?",
+            path=str(file),
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _invalid(
+            str(file), [(line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8")]
+        ) from exc
+    return load_profile_text(text, source=file)
+
+
+def load_profile_text(text: str, source: str | os.PathLike[str] | None = None) -> Profile:
+    """Validate a profile from YAML text.
+
+    ``source`` is the file the text came from: it names the file in error
+    messages and sets :attr:`Profile.source` and :attr:`Profile.profile_dir`.
+    Without it, errors say ``<string>`` and the profile's folder is the
+    current directory.
+    """
+    label = os.fspath(source) if source is not None else "<string>"
+    data, lines = _parse_yaml(text, label)
+    problems = list(lines.problems)
+    profile: Profile | None = None
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problem(err, lines) for err in exc.errors())
+    if problems or profile is None:
+        raise _invalid(label, problems)
+    if source is not None:
+        profile._source = Path(source).resolve()
+    return profile
+
+
+def _invalid(label: str, problems: list[tuple[int, str]]) -> ProfileError:
+    problems = sorted(problems, key=lambda p: p[0])
+    count = len(problems)
+    return ProfileError(
+        f"invalid profile {label}: {count} problem{'s' if count != 1 else ''}",
+        problems=tuple(f"{label}:{line}: {text}" for line, text in problems),
+        path=label,
+        hint=_SCHEMA_HINT,
+    )
+
+
+def _parse_yaml(text: str, label: str) -> tuple[dict[Any, Any], _Lines]:
+    """Compose and construct the YAML document; return the data and its lines."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG):
+                raise _invalid(
+                    label, [(1, "the profile is empty; it needs at least `command: ./agent`")]
+                )
+            if not isinstance(node, yaml.MappingNode):
+                kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
+                raise _invalid(
+                    label,
+                    [
+                        (
+                            node.start_mark.line + 1,
+                            f"the top level must be a mapping of fields "
+                            f"(like `command: ./agent`), not {kind}",
+                        )
+                    ],
+                )
+            lines = _walk(node)
+            # Construct after walking: constructing a mapping with merge keys
+            # (<<) rewrites the node tree in place.
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, text, label) from exc
+    except RecursionError as exc:
+        raise _invalid(label, [(1, "invalid YAML: nested too deeply")]) from exc
+    assert isinstance(data, dict)
+    for loc, raw in lines.raw_text.items():
+        _replace_at(data, loc, raw)
+    return data, lines
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, label: str) -> ProfileError:
+    """``FILE:LINE:COL: invalid YAML: <problem>``, with a hint for the usual causes."""
+    line = column = 0
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "unreadable"
+        if exc.problem and exc.context and not exc.context.startswith("while "):
+            # "expected a single document in the stream, but found another document"
+            problem = f"{exc.context}, {exc.problem}"
+        if mark is not None:
+            line, column = mark.line, mark.column
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        line = before.count("\n")
+        column = len(before) - (before.rfind("\n") + 1)
+        problem = f"character U+{exc.character:04X} is not allowed ({exc.reason})"
+    else:
+        problem = str(exc)
+    source_lines = text.splitlines()
+    bad_line = source_lines[line] if line < len(source_lines) else ""
+    if "{{" in bad_line:
+        hint = 'quote text with placeholders, like "{{MESSAGE}}": YAML reads { as a mapping'
+    else:
+        hint = (
+            "fix the YAML at that line and column; quote text that contains ': ' or "
+            "starts with a symbol like { [ * & ! | > ' \" % @ `"
+        )
+    return ProfileError(
+        f"invalid profile {label}: 1 problem",
+        problems=(f"{label}:{line + 1}:{column + 1}: invalid YAML: {problem}",),
+        path=label,
+        hint=hint,
+    )
+
+
+def _walk(top: yaml.MappingNode) -> _Lines:
+    """Record lines of top-level fields and of their direct items.
+
+    Only two levels are walked: that is all a profile has (``env`` items,
+    ``args`` items), and it keeps a document built from nested aliases (the
+    "billion laughs") from making this walk exponential.
+    """
+    lines = _Lines(top=top.start_mark.line + 1)
+    for key_node, value_node in _mapping_items(top, (), lines):
+        loc: Loc = (key_node.value,)
+        if isinstance(value_node, yaml.MappingNode):
+            for sub_key, sub_value in _mapping_items(value_node, loc, lines):
+                if loc == ("env",) and _text_like(sub_value):
+                    lines.raw_text[(*loc, sub_key.value)] = sub_value.value
+        elif isinstance(value_node, yaml.SequenceNode):
+            for index, item in enumerate(value_node.value):
+                lines.values[(*loc, index)] = item.start_mark.line + 1
+                if loc == ("args",) and _text_like(item):
+                    lines.raw_text[(*loc, index)] = item.value
+    return lines
+
+
+def _mapping_items(
+    node: yaml.MappingNode, loc: Loc, lines: _Lines
+) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+    """The scalar-keyed items of a mapping, recording key/value lines and
+    reporting duplicate keys (PyYAML silently keeps the last one)."""
+    seen: dict[str, int] = {}
+    items: list[tuple[yaml.ScalarNode, yaml.Node]] = []
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _YAML_TAG + "merge":
+            continue
+        key = key_node.value
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            lines.problems.append(
+                (
+                    line,
+                    f"field '{_label((*loc, key))}': duplicate key; it is also set on line "
+                    f"{seen[key]} (lines {seen[key]} and {line})",
+                )
+            )
+        else:
+            seen[key] = line
+        lines.keys[(*loc, key)] = line
+        lines.values[(*loc, key)] = value_node.start_mark.line + 1
+        items.append((key_node, value_node))
+    return items
+
+
+def _text_like(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag in _TEXT_LIKE_TAGS
+
+
+def _replace_at(data: dict[Any, Any], loc: Loc, raw: str) -> None:
+    """Put the author's own spelling of a number or date back into a text field."""
+    container: object = data.get(loc[0])
+    key = loc[1]
+    if isinstance(container, dict):
+        if key in container:
+            container[key] = raw
+    elif isinstance(container, list) and isinstance(key, int) and key < len(container):
+        container[key] = raw
+
+
+def _label(loc: Loc) -> str:
+    out = str(loc[0]) if loc else ""
+    for part in loc[1:]:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _show_value(value: object) -> str | None:
+    """A short YAML-like rendering of a scalar input, or None for containers."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return None
+
+
+def _pydantic_problem(err: Any, lines: _Lines) -> tuple[int, str]:
+    """Turn one pydantic error into ``(line, "field 'x': what is wrong")``."""
+    raw_loc: Loc = tuple(err["loc"])
+    is_key = bool(raw_loc) and raw_loc[-1] == "[key]"
+    loc: Loc = raw_loc[:-1] if is_key else raw_loc
+    kind = err["type"]
+    msg: str = err["msg"]
+
+    if kind == "missing":
+        line = lines.top
+    elif kind == "extra_forbidden" or is_key:
+        line = lines.keys.get(loc, lines.top)
+    else:
+        line = lines.top
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in lines.values:
+                line = lines.values[loc[:end]]
+                break
+
+    if not loc:
+        return line, msg
+    where = f"field '{_label(loc)}'"
+    if kind == "missing":
+        return line, f"{where}: is required but missing"
+    if kind == "extra_forbidden":
+        return line, f"{where}: {_unknown_field(loc)}"
+    if kind == "invalid_key":
+        return line, f"{where}: field names must be text"
+    if kind == "value_error":
+        return line, f"{where}: {msg.removeprefix('Value error, ')}"
+    text = re.sub(r"^Input should be", "must be", msg)
+    shown = _show_value(err.get("input"))
+    if shown is not None:
+        text += f" (got {shown})"
+    return line, f"{where}: {text}"
+
+
+def _unknown_field(loc: Loc) -> str:
+    text = "not a profile field"
+    if len(loc) == 1 and isinstance(loc[0], str):
+        close = difflib.get_close_matches(loc[0], list(Profile.model_fields), n=1, cutoff=0.6)
+        if close:
+            text += f"; did you mean '{close[0]}'?"
+    return text
