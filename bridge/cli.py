@@ -1,0 +1,274 @@
+"""The ``agentproc`` command: parse options, call the library, map errors to exit codes.
+
+Heavy imports (pydantic, anyio) happen inside the commands, so ``--help`` and
+``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from agentproc import __version__
+
+if TYPE_CHECKING:
+    from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
+
+    from .turn import TurnResult
+
+
+def _fail(message: str, code: int, hint: str = "") -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Maps every error the library reports to its message and exit code, once."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .errors import BridgeError
+
+        try:
+            return super().invoke(ctx)
+        except BridgeError as exc:
+            _fail(exc.detail, exc.exit_code, exc.hint)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(141)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="agentproc")
+def main() -> None:
+    """Put any agent program behind a chat.
+
+    An agent is any executable: per turn it gets the message in AGENT_* variables
+    and prints its reply. A profile (YAML) says how to start it.
+    """
+
+
+def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="'--env'")
+        out[name] = value
+    return out
+
+
+def _attachments(
+    image: tuple[str, ...], file: tuple[str, ...], attach: tuple[str, ...]
+) -> list[Attachment]:
+    from agentproc.wire import Attachment
+
+    from .attachments import attachment_for_url
+
+    out = [Attachment("image", url) for url in image]
+    out += [Attachment("file", url) for url in file]
+    out += [attachment_for_url(url) for url in attach]
+    return out
+
+
+def _terminal_permission(req: PermissionRequest) -> PermissionDecision:
+    from agentproc.wire import PermissionDecision
+
+    click.echo(f"Allow {req.tool}: {req.summary()}? [y/N] ", err=True, nl=False)
+    answer = sys.stdin.readline()
+    allowed = answer.strip().lower() in ("y", "yes")
+    return PermissionDecision(
+        allowed, None, "" if allowed else "denied by the user at the terminal"
+    )
+
+
+def _no_terminal_permission(req: PermissionRequest) -> PermissionDecision:
+    from agentproc.wire import PermissionDecision
+
+    click.echo(f"agentproc: denied {req.tool}: no terminal to ask", err=True)
+    return PermissionDecision(
+        False, None, "denied: the bridge has no terminal to ask the user (stdin is not a terminal)"
+    )
+
+
+@main.command()
+@click.argument("profile")
+@click.option("-m", "--message", help="The message of the turn.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the message from standard input.")
+@click.option("--session", "session_id", default="", help="Resume this agent session id.")
+@click.option("--session-name", default="default", show_default=True, help="AGENT_SESSION_NAME.")
+@click.option("--from", "from_user", default="", help="Who sends the message (AGENT_FROM_USER).")
+@click.option("--image-url", multiple=True, help="Attach an image by URL (repeatable).")
+@click.option("--file-url", multiple=True, help="Attach a file by URL (repeatable).")
+@click.option("--attach", multiple=True, help="Attach a URL; its type is guessed (repeatable).")
+@click.option("--cwd", type=click.Path(), help="Working directory for the agent.")
+@click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Extra variable.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for the turn."
+)
+@click.option("--no-stream", is_flag=True, help="Turn streaming off (AGENT_STREAMING=0).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+def run(
+    profile: str,
+    message: str | None,
+    from_stdin: bool,
+    session_id: str,
+    session_name: str,
+    from_user: str,
+    image_url: tuple[str, ...],
+    file_url: tuple[str, ...],
+    attach: tuple[str, ...],
+    cwd: str | None,
+    env_items: tuple[str, ...],
+    timeout: float | None,
+    no_stream: bool,
+    as_json: bool,
+) -> None:
+    """Run one turn of PROFILE (a profile file or folder) and print the reply.
+
+    Streamed text is printed as it arrives, then the reply. Errors go to stderr
+    and the exit status is the turn's exit code (124 timeout, 130 cancelled,
+    1 agent error, 2 usage or profile error).
+    """
+    if (message is None) == (not from_stdin):
+        raise click.UsageError("give the message with -m TEXT or --stdin (exactly one of them)")
+    if from_stdin:
+        message = sys.stdin.buffer.read().decode("utf-8", "replace")
+    assert message is not None
+    extra_env = _parse_env(env_items)
+    attachments = _attachments(image_url, file_url, attach)
+
+    import anyio
+
+    from .errors import ProfileError
+    from .profile import load_profile
+    from .turn import failed_result
+
+    try:
+        prof = load_profile(profile)
+    except ProfileError as exc:
+        if as_json:
+            _print_json(failed_result(str(exc), exc.exit_code, session_id=session_id))
+            sys.exit(exc.exit_code)
+        raise
+
+    printed: list[str] = []
+
+    def on_partial(text: str) -> None:
+        printed.append(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    if sys.stdin.isatty() and not from_stdin:
+        ask: Callable[[PermissionRequest], Any] = _terminal_permission
+    else:
+        ask = _no_terminal_permission
+
+    async def on_permission(req: PermissionRequest) -> PermissionDecision:
+        return await anyio.to_thread.run_sync(ask, req, abandon_on_cancel=True)
+
+    async def go() -> TurnResult:
+        from .runner import run_turn
+
+        cancel = anyio.Event()
+
+        async def watch_signals() -> None:
+            import signal
+
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    cancel.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals)
+            result = await run_turn(
+                prof,
+                message,
+                session_id=session_id,
+                session_name=session_name,
+                from_user=from_user,
+                attachments=attachments,
+                on_partial=None if as_json else on_partial,
+                on_permission=on_permission,
+                cancel=cancel,
+                cwd=cwd,
+                env=extra_env,
+                timeout=timeout,
+                streaming=False if no_stream else None,
+            )
+            tg.cancel_scope.cancel()
+        return result
+
+    result = anyio.run(go)
+    if as_json:
+        _print_json(result)
+    else:
+        _print_human(result, printed)
+    sys.exit(result.exit_code)
+
+
+def _print_json(result: TurnResult) -> None:
+    sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _print_human(result: TurnResult, printed: list[str]) -> None:
+    out = sys.stdout
+    if result.reply:
+        if printed and not printed[-1].endswith("\n"):
+            out.write("\n")
+        out.write(result.reply + "\n")
+    elif printed and not printed[-1].endswith("\n"):
+        out.write("\n")
+    out.flush()
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.session_captured:
+        click.echo(f"agentproc:session:{result.session_id}", err=True)
+    if result.error is not None:
+        click.echo(f"error: {result.error}", err=True)
+
+
+@main.command()
+@click.argument("profiles", nargs=-1, required=True)
+def validate(profiles: tuple[str, ...]) -> None:
+    """Check profile files (or folders holding profile.yaml) without running them."""
+    from .errors import LaunchError, ProfileError
+    from .launch import build_plan, preflight
+    from .profile import load_profile
+
+    failed = 0
+    for path in profiles:
+        try:
+            prof = load_profile(path)
+        except ProfileError as exc:
+            failed += 1
+            click.echo(f"error: {exc.detail}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            continue
+        label = f" ({prof.name})" if prof.name else ""
+        click.echo(f"ok: {path}{label}")
+        try:
+            preflight(build_plan(prof, "validate"))
+        except LaunchError as exc:
+            click.echo(
+                f"warning: {path}: {exc} — the profile is valid but would not start here", err=True
+            )
+    if failed:
+        sys.exit(2)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the profile format."""
+    from .profile import Profile
+
+    click.echo(json.dumps(Profile.model_json_schema(), indent=2, ensure_ascii=False))
