@@ -123,10 +123,11 @@ class AgentProcess:
         self._popen = popen
         self.pid = popen.pid
         self.deadline = anyio.current_time() + plan.timeout_secs
+        self._pidfd = _open_pidfd(popen.pid)
         self._stdin_fd = popen.stdin.fileno() if popen.stdin is not None else -1
         self._stderr = bytearray()
-        self._exited = anyio.Event()
-        self._wake = anyio.Event()
+        self._exited = False
+        self._wait_scope: anyio.CancelScope | None = None
         self._out_done = anyio.Event()
         self._err_done = anyio.Event()
         self._stop_requested = False
@@ -165,7 +166,8 @@ class AgentProcess:
     def stop(self) -> None:
         """Ask :meth:`run` to stop the agent now (SIGTERM, grace, SIGKILL)."""
         self._stop_requested = True
-        self._wake.set()
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
 
     async def run(self, on_stdout: Sink) -> ProcessExit:
         """Run the agent to the end and return how it ended.
@@ -184,15 +186,18 @@ class AgentProcess:
                 tg.start_soon(self._pump_stderr, stderr.fileno())
                 if self.plan.stdin_data is not None:
                     tg.start_soon(self._feed_stdin, self.plan.stdin_data)
-                tg.start_soon(self._watch_exit)
-                with anyio.move_on_after(self.deadline - anyio.current_time()):
-                    await self._wake.wait()
-                if not self._exited.is_set():
+                if not self._stop_requested:
+                    with anyio.CancelScope(deadline=self.deadline) as scope:
+                        self._wait_scope = scope
+                        await self._wait_exit()
+                    self._wait_scope = None
+                if not self._exited:
                     timed_out = not self._stop_requested
                     await self._terminate()
-                with anyio.move_on_after(DRAIN_SECS):
-                    await self._out_done.wait()
-                    await self._err_done.wait()
+                if not (self._out_done.is_set() and self._err_done.is_set()):
+                    with anyio.move_on_after(DRAIN_SECS):
+                        await self._out_done.wait()
+                        await self._err_done.wait()
                 self._signal_group(signal.SIGKILL)
                 tg.cancel_scope.cancel()
         finally:
@@ -234,7 +239,8 @@ class AgentProcess:
                 result = sink(data)
                 if result is not None:
                     await result
-                else:
+                elif len(data) == READ_CHUNK:
+                    # More may be waiting; let other tasks (and the deadline) run.
                     await anyio.lowlevel.checkpoint()
         finally:
             self._out_done.set()
@@ -254,7 +260,8 @@ class AgentProcess:
                 buf += data
                 if len(buf) > 2 * keep:
                     del buf[:-keep]
-                await anyio.lowlevel.checkpoint()
+                if len(data) == READ_CHUNK:
+                    await anyio.lowlevel.checkpoint()
         finally:
             self._err_done.set()
 
@@ -275,36 +282,27 @@ class AgentProcess:
             view = view[n:]
         return True
 
-    async def _watch_exit(self) -> None:
-        if _HAS_PIDFD:
-            try:
-                pidfd = os.pidfd_open(self.pid)
-            except OSError:
-                pidfd = -1
-            if pidfd >= 0:
-                try:
-                    await anyio.wait_readable(pidfd)
-                finally:
-                    os.close(pidfd)
-                self._exited.set()
-                self._wake.set()
-                return
-        # No pidfd: wait in a worker thread without reaping, so the group
-        # cannot be reused before it is killed.
-        await anyio.to_thread.run_sync(_wait_no_reap, self.pid, abandon_on_cancel=True)
-        self._exited.set()
-        self._wake.set()
+    async def _wait_exit(self) -> None:
+        """Return once the agent has exited. It is not reaped here, so its pid
+        (and process group id) stays reserved until the group is killed."""
+        if self._exited:
+            return
+        if self._pidfd >= 0:
+            await anyio.wait_readable(self._pidfd)
+        else:
+            await anyio.to_thread.run_sync(_wait_no_reap, self.pid, abandon_on_cancel=True)
+        self._exited = True
 
     # -- stopping
 
     async def _terminate(self) -> None:
         self._signal_group(signal.SIGTERM)
         with anyio.move_on_after(self.plan.kill_grace_secs):
-            await self._exited.wait()
-        if not self._exited.is_set():
+            await self._wait_exit()
+        if not self._exited:
             self._signal_group(signal.SIGKILL)
             with anyio.move_on_after(KILL_WAIT_SECS):
-                await self._exited.wait()
+                await self._wait_exit()
 
     def _signal_group(self, sig: int) -> None:
         # The leader is not reaped yet, so its pid (the group id) cannot have
@@ -315,7 +313,7 @@ class AgentProcess:
             os.killpg(self.pid, sig)
 
     async def _reap(self) -> None:
-        if self._exited.is_set() or self._popen.poll() is not None:
+        if self._exited or self._popen.poll() is not None:
             self._popen.wait()
         else:
             with anyio.move_on_after(KILL_WAIT_SECS):
@@ -330,9 +328,21 @@ class AgentProcess:
 
     def _close_pipes(self) -> None:
         self._close_stdin()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
         for f in (self._popen.stdout, self._popen.stderr):
             if f is not None:
                 f.close()
+
+
+def _open_pidfd(pid: int) -> int:
+    if not _HAS_PIDFD:
+        return -1
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return -1
 
 
 def _wait_no_reap(pid: int) -> None:

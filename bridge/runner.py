@@ -41,6 +41,10 @@ PermissionCallback = Callable[
     [wire.PermissionRequest], Awaitable[PermissionAnswer] | PermissionAnswer
 ]
 
+NO_CHANNEL = (
+    "the agent asked for permission but the profile has no permission channel "
+    "(set `permission: true`); its stdin is at EOF, so it should deny itself"
+)
 NO_HANDLER = "no one to ask: the bridge has no permission handler, so the request is denied"
 
 
@@ -88,15 +92,15 @@ async def run_turn(
         preflight(plan)
     except LaunchError as exc:
         return failed_result(str(exc), exc.exit_code, session_id=session_id)
-    result = await run_plan(
+    return await run_plan(
         plan,
         session_id=session_id,
         on_partial=on_partial,
         on_permission=on_permission,
         on_event=on_event,
         cancel=cancel,
+        started=started,
     )
-    return dataclasses.replace(result, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 async def run_plan(
@@ -107,9 +111,15 @@ async def run_plan(
     on_permission: PermissionCallback | None = None,
     on_event: EventCallback | None = None,
     cancel: anyio.Event | None = None,
+    started: float | None = None,
 ) -> TurnResult:
-    """Run a launch plan that is already built (see :func:`run_turn`)."""
-    started = time.monotonic()
+    """Run a launch plan that is already built (see :func:`run_turn`).
+
+    ``started`` is the :func:`time.monotonic` time the turn began, when the
+    caller did work (such as building the plan) before calling this.
+    """
+    if started is None:
+        started = time.monotonic()
     turn = Turn(
         streaming=plan.streaming,
         max_reply_chars=plan.max_reply_chars,
@@ -137,7 +147,10 @@ async def run_plan(
     def handle(events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, PermissionRequested):
-                send_requests.send_nowait(ev)
+                if plan.permission:
+                    send_requests.send_nowait(ev)
+                elif NO_CHANNEL not in warnings:
+                    warnings.append(NO_CHANNEL)
 
     if not needs_async and on_event is None:
         # Fast path: plain on_partial (or none); no awaiting per chunk.
@@ -182,21 +195,26 @@ async def run_plan(
 
     if cancel is not None and cancel.is_set():
         proc.stop()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_answer_permissions, proc, plan, requests, on_permission, warnings)
-        if cancel is not None:
-            tg.start_soon(_watch_cancel, cancel, proc)
+    if plan.permission or cancel is not None:
+        async with anyio.create_task_group() as tg:
+            if plan.permission:
+                tg.start_soon(_answer_permissions, proc, plan, requests, on_permission)
+            if cancel is not None:
+                tg.start_soon(_watch_cancel, cancel, proc)
+            exit_info = await proc.run(on_stdout)
+            tg.cancel_scope.cancel()
+    else:
         exit_info = await proc.run(on_stdout)
-        tail_events = turn.end_of_output()
-        handle(tail_events)
-        for ev in tail_events:
-            if isinstance(ev, Partial) and partial_cb is not None and not callback_errors:
-                try:
-                    await _call(partial_cb, ev.text)
-                except Exception as exc:
-                    callback_errors.append(f"the bridge's on_partial callback failed: {exc}")
-        send_requests.close()
-        tg.cancel_scope.cancel()
+    send_requests.close()
+    requests.close()
+    tail_events = turn.end_of_output()
+    handle(tail_events)
+    for ev in tail_events:
+        if isinstance(ev, Partial) and partial_cb is not None and not callback_errors:
+            try:
+                await _call(partial_cb, ev.text)
+            except Exception as exc:
+                fail("on_partial", exc)
 
     result = turn.finish(exit_info)
     changes: dict[str, Any] = {
@@ -221,18 +239,10 @@ async def _answer_permissions(
     plan: LaunchPlan,
     requests: MemoryObjectReceiveStream[PermissionRequested],
     on_permission: PermissionCallback | None,
-    warnings: list[str],
 ) -> None:
     """Answer requests one at a time, so responses go out in request order."""
     async with requests:
         async for ev in requests:
-            if not plan.permission:
-                if not any("permission channel" in w for w in warnings):
-                    warnings.append(
-                        "the agent asked for permission but the profile has no permission "
-                        "channel (set `permission: true`); it reads EOF and should deny itself"
-                    )
-                continue
             decision = await _decide(ev, proc, plan, on_permission)
             line = wire.permission_response_line(decision.to_response(ev.request.id)) + "\n"
             await proc.send(line.encode("utf-8"))
