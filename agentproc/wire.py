@@ -14,7 +14,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
 #: Sent to the agent as ``AGENT_PROTOCOL_VERSION``; opaque, never compared.
 PROTOCOL_VERSION = "0.2"
@@ -116,6 +116,9 @@ def decode_payload(raw: str) -> tuple[str, bool]:
     """
     if not raw or raw.isspace():
         return "", True
+    value = string_payload(raw, 0)
+    if value is not None:
+        return value, True
     import json
 
     try:
@@ -125,6 +128,30 @@ def decode_payload(raw: str) -> tuple[str, bool]:
     if isinstance(value, str):
         return value, True
     return raw, True
+
+
+_scanstring: Callable[[str, int], tuple[str, int]] | None = None
+
+
+def string_payload(line: str, start: int) -> str | None:
+    """The value when ``line[start:]`` is exactly one JSON string, else None.
+
+    This is :func:`decode_payload`'s common case done without the general JSON
+    parser (several times faster, which matters at 100,000 partials a turn).
+    None means "not that simple": use :func:`decode_payload`.
+    """
+    global _scanstring
+    if not line.startswith('"', start):
+        return None
+    if _scanstring is None:
+        from json.decoder import scanstring  # type: ignore[attr-defined]
+
+        _scanstring = scanstring
+    try:
+        value, end = _scanstring(line, start + 1)
+    except ValueError:
+        return None
+    return value if end == len(line) else None
 
 
 # --- session ids -----------------------------------------------------------------
@@ -246,36 +273,52 @@ class LineFramer:
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes of the stream; return the lines they complete."""
-        out: list[str] = []
         limit = self.max_line_bytes
         if self._discarding:
             nl = data.find(b"\n")
             if nl < 0:
-                return out
+                return []
             self._discarding = False
             data = data[nl + 1 :]
         if self._buf:
             data = self._buf + data
             self._buf = b""
-        parts = data.split(b"\n")
-        tail = parts.pop()
-        for raw in parts:
-            if len(raw) > limit:
-                raw = raw[:limit]
-                self.cut_lines += 1
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            out.append(raw.decode("utf-8", "replace"))
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            head, tail = b"", data
+            out: list[str] = []
+        elif nl < limit:
+            # No complete line can be over the limit: decode them all at once.
+            # Same result as line by line, since b"\n" never occurs inside a
+            # UTF-8 sequence and the decoder restarts at it.
+            head, tail = data[:nl], data[nl + 1 :]
+            text = head.decode("utf-8", "replace")
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+                out = text.split("\n")
+                if out[-1].endswith("\r"):
+                    out[-1] = out[-1][:-1]
+            else:
+                out = text.split("\n")
+        else:
+            head, tail = data[:nl], data[nl + 1 :]
+            out = [self._line(raw) for raw in head.split(b"\n")]
         if len(tail) > limit:
             self.cut_lines += 1
             self._discarding = True
-            raw = tail[:limit]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            out.append(raw.decode("utf-8", "replace"))
+            out.append(self._line(tail))
         else:
             self._buf = tail
         return out
+
+    def _line(self, raw: bytes) -> str:
+        """One complete line: cut at the limit, one trailing CR dropped, decoded."""
+        if len(raw) > self.max_line_bytes:
+            raw = raw[: self.max_line_bytes]
+            self.cut_lines += 1
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        return raw.decode("utf-8", "replace")
 
     def close(self) -> list[str]:
         """End of stream: return the last line if it had no ``\\n``."""

@@ -24,6 +24,7 @@ Expansion rules (the protocol's, stated once here):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import os
 import re
@@ -88,6 +89,7 @@ def is_infra_var(name: str) -> bool:
     return name in INFRA_ENV_VARS or name.startswith(INFRA_ENV_PREFIXES)
 
 
+@functools.cache
 def arg_max() -> int:
     """Bytes the system accepts for argv and the environment together."""
     try:
@@ -210,6 +212,37 @@ class _Expander:
         return ""
 
 
+# The inherited part of the child's environment, for os.environ: recomputed
+# only when the bridge's environment changes (compared as raw bytes, which is
+# one C-level dict comparison instead of decoding every variable per turn).
+_inherit_cache: dict[tuple[str, tuple[str, ...]], tuple[dict[bytes, bytes], dict[str, str]]] = {}
+
+
+def _inherited_env(environ: Mapping[str, str], mode: str, allow: tuple[str, ...]) -> dict[str, str]:
+    """The variables a child inherits from ``environ``: the infra set (or all of
+    it for ``env_inherit: all``) and those matching ``env_allowlist``. Turn
+    variables of the bridge's own environment (a bridge started by an agent)
+    are never passed on."""
+    raw = getattr(environ, "_data", None) if environ is os.environ else None
+    key = (mode, allow)
+    if raw is not None:
+        hit = _inherit_cache.get(key)
+        if hit is not None and hit[0] == raw:
+            return dict(hit[1])
+    env: dict[str, str] = {}
+    for name, value in environ.items():
+        if name in wire.TURN_ENV_VARS:
+            continue
+        if mode == "all" or is_infra_var(name) or _allowed(name, allow):
+            env[name] = value
+    if raw is not None:
+        if len(_inherit_cache) > 64:
+            _inherit_cache.clear()
+        _inherit_cache[key] = (dict(raw), env)
+        return dict(env)
+    return env
+
+
 def _allowed(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
@@ -321,14 +354,7 @@ def build_plan(
         cwd_what = "the profile's folder"
     _encode(workdir, cwd_what)
 
-    env: dict[str, str] = {}
-    for key, value in environ.items():
-        if key in wire.TURN_ENV_VARS:
-            # Never leak a turn variable of the bridge's own environment (a bridge
-            # started by an agent) into a turn that did not set it.
-            continue
-        if profile.env_inherit == "all" or is_infra_var(key) or _allowed(key, allow):
-            env[key] = value
+    env = _inherited_env(environ, profile.env_inherit, tuple(allow))
     env["PWD"] = workdir
     for key, template in profile.env.items():
         env[key] = expander.expand(template)
@@ -352,15 +378,16 @@ def build_plan(
             permission=profile.permission,
         )
     )
-    _check_strings(argv, env, templates)
-    if _total_size(argv, env) > _arg_space() and env_message is not None:
+    total = _check_strings(argv, env, templates)
+    if total > _arg_space() and env_message is not None:
         if profile.stdin == "message":
             env.pop(wire.ENV_MESSAGE)
+            total = _total_size(argv, env)
         else:
             # Point at stdin when the message is a good part of the excess.
-            big = len(message_bytes) >= _total_size(argv, env) // 4
+            big = len(message_bytes) >= total // 4
             raise _total_too_large(argv, env, message_is_big=big)
-    if _total_size(argv, env) > _arg_space():
+    if total > _arg_space():
         raise _total_too_large(argv, env, message_is_big=False)
 
     return LaunchPlan(
@@ -399,11 +426,16 @@ def _message_too_large(size: int) -> LaunchError:
     )
 
 
-def _check_strings(argv: list[str], env: Mapping[str, str], templates: list[str]) -> None:
-    """Every argv and env string: no NUL, encodable, within MAX_ARG_STRLEN."""
+def _check_strings(argv: list[str], env: Mapping[str, str], templates: list[str]) -> int:
+    """Every argv and env string: no NUL, encodable, within MAX_ARG_STRLEN.
+
+    Returns the total size, as :func:`_total_size` counts it.
+    """
+    total = _POINTER_BYTES * (len(argv) + len(env) + 2)
     for index, arg in enumerate(argv):
         what = "the command" if index == 0 else f"argument {index} of the command"
         size = len(_encode(arg, what)) + 1
+        total += size
         if size > MAX_ARG_STRLEN:
             hint = "shorten it"
             if "MESSAGE" in templates[index]:
@@ -420,6 +452,7 @@ def _check_strings(argv: list[str], env: Mapping[str, str], templates: list[str]
         what = f"the environment variable {key}"
         _encode(key, f"the name of {what}")
         size = _env_entry_size(key, _encode(value, what))
+        total += size
         if size > MAX_ARG_STRLEN:
             hint = "shorten it"
             if key == wire.ENV_ATTACHMENTS:
@@ -429,6 +462,7 @@ def _check_strings(argv: list[str], env: Mapping[str, str], templates: list[str]
                 f"(limit {_kib(MAX_ARG_STRLEN)})",
                 hint=hint,
             )
+    return total
 
 
 def _total_size(argv: list[str], env: Mapping[str, str]) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from agentproc import wire
 
@@ -156,6 +157,9 @@ def failed_result(error: str, exit_code: int, *, session_id: str = "") -> TurnRe
 
 # --- the state machine ----------------------------------------------------------------------
 
+#: A partial line whose payload starts as a JSON string.
+_PARTIAL_STRING_START = wire.PREFIX_PARTIAL + '"'
+
 RUNNING = "running"
 ERRORED = "errored"
 CLOSED = "closed"
@@ -238,22 +242,72 @@ class Turn:
                 f"an output line was longer than {self._framer.max_line_bytes} bytes "
                 "and was cut (max_line_bytes)",
             )
-        classify = wire.classify
+        # The loop below is the hot path of the bridge (a streaming agent sends
+        # partials and body lines by the hundred thousand), so the two common
+        # lines, body and a partial whose payload is a plain JSON string, are
+        # handled inline on local copies of the counters. Everything else goes
+        # through _line(), after which the locals are read again.
+        scan = wire.string_payload
+        partial_start = _PARTIAL_STRING_START
+        offset = len(wire.PREFIX_PARTIAL)
+        body, partials = self._body, self.partials
+        cap = self.max_reply_chars
+        take_body, take_partials, body_len, room = self._hot_state()
+        if take_body and len(lines) > 1 and not any(map(str.startswith, lines, repeat("AGENT_"))):
+            # A run of reply lines only (the common shape of a large body):
+            # take them in bulk, up to the cap.
+            n = len(lines)
+            total = sum(map(len, lines)) + n
+            if body_len + total <= cap:
+                body.extend(lines)
+                self._body_len = body_len + total
+                return events
         for line in lines:
-            kind, payload = classify(line)
-            if kind == wire.BODY:
-                if self.state == RUNNING:
-                    self._add_body(line)
-            elif kind == wire.PARTIAL:
-                if self.state == RUNNING and self.streaming:
-                    self._add_partial(payload, events)
-            elif kind == wire.SESSION:
-                self._session(payload, events)
-            elif kind == wire.ERROR:
-                self._error(payload, events)
-            else:
-                self._permission(payload, events)
+            if not line.startswith("AGENT_"):
+                if take_body:
+                    body_len += len(line) + 1
+                    body.append(line)
+                    if body_len > cap:
+                        self.body_truncated = True
+                        take_body = False
+                continue
+            if take_partials and line.startswith(partial_start):
+                text = scan(line, offset)
+                if text is not None and len(text) <= room:
+                    if text:
+                        room -= len(text)
+                        partials.append(text)
+                        events.append(Partial(text))
+                    continue
+            self._body_len, self._partial_len = body_len, cap - room
+            self._line(line, events)
+            take_body, take_partials, body_len, room = self._hot_state()
+        self._body_len, self._partial_len = body_len, cap - room
         return events
+
+    def _hot_state(self) -> tuple[bool, bool, int, int]:
+        running = self.state == RUNNING
+        return (
+            running and not self.body_truncated,
+            running and self.streaming and not self.partials_truncated,
+            self._body_len,
+            self.max_reply_chars - self._partial_len,
+        )
+
+    def _line(self, line: str, events: list[Event]) -> None:
+        kind, payload = wire.classify(line)
+        if kind == wire.BODY:
+            if self.state == RUNNING:
+                self._add_body(line)
+        elif kind == wire.PARTIAL:
+            if self.state == RUNNING and self.streaming:
+                self._add_partial(payload, events)
+        elif kind == wire.SESSION:
+            self._session(payload, events)
+        elif kind == wire.ERROR:
+            self._error(payload, events)
+        else:
+            self._permission(payload, events)
 
     def _add_body(self, line: str) -> None:
         if self.body_truncated:
@@ -269,6 +323,9 @@ class Turn:
             self._warn(events, f"partial payload is not valid JSON, used as text: {payload[:80]!r}")
         if self.partials_truncated or not text:
             return
+        self._partial_text(text, events)
+
+    def _partial_text(self, text: str, events: list[Event]) -> None:
         room = self.max_reply_chars - self._partial_len
         if len(text) > room:
             text = text[:room] + self.truncation_suffix

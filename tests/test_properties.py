@@ -158,3 +158,42 @@ def test_exit_code_precedence(
         assert r.exit_code == 128 - code
     else:
         assert r.exit_code == code
+
+
+@given(st.text(max_size=40))
+def test_string_fast_path_agrees_with_json(payload: str) -> None:
+    import json
+
+    fast = wire.string_payload(payload, 0)
+    if fast is not None:
+        assert fast == json.loads(payload)
+    quoted = json.dumps(payload, ensure_ascii=False)
+    assert wire.string_payload(quoted, 0) == payload
+
+
+@given(st.lists(protocol_lines, max_size=40), st.lists(st.integers(1, 50), max_size=10))
+def test_partials_and_body_match_the_slow_rules(lines: list[str], cuts: list[int]) -> None:
+    """The state machine's fast paths give what the plain rules give."""
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    turn = Turn(max_reply_chars=10**9)
+    pos = 0
+    for n in cuts:
+        turn.feed(data[pos : pos + n])
+        pos += n
+    turn.feed(data[pos:])
+    turn.end_of_output()
+    result = turn.finish(ProcessExit(0))
+    partials: list[str] = []
+    body: list[str] = []
+    for line in reference_lines(data, wire.DEFAULT_MAX_LINE_BYTES):
+        kind, payload = wire.classify(line)
+        if kind == wire.ERROR:
+            break
+        if kind == wire.PARTIAL:
+            text = wire.decode_payload(payload)[0]
+            if text:
+                partials.append(text)
+        elif kind == wire.BODY:
+            body.append(line)
+    assert result.partials == partials
+    assert result.reply == "\n".join(body)
