@@ -40,6 +40,9 @@ LIMITS = {
 }
 MEMORY_LIMIT_MIB = 100
 
+#: Extra reference points measured by some benchmarks (see bench_stream).
+FLOORS: dict[str, float] = {}
+
 STDLIB_ECHO = """\
 import os, sys
 sys.stdout.write("You said: " + os.environ.get("AGENT_MESSAGE", "") + "\\n")
@@ -161,6 +164,22 @@ def bench_stream(work: Path, rounds: int) -> tuple[float, float]:
 
         return timed(lambda: anyio.run(turn))
 
+    def floor() -> float:
+        # The least any reader can cost: the same agent into a pipe whose
+        # reader throws the bytes away. Pipe writes and wake-ups make this
+        # slower than /dev/null before a single line is parsed.
+        def go() -> None:
+            proc = subprocess.Popen([PY, str(agent)], stdout=subprocess.PIPE)
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while os.read(fd, 65536):
+                pass
+            proc.wait()
+            proc.stdout.close()
+
+        return timed(go)
+
+    FLOORS["stream"] = statistics.median(floor() for _ in range(rounds))
     return median_pair(base, ours, rounds)
 
 
@@ -270,6 +289,12 @@ def main() -> int:
                 f"{name:<13} {base * 1000:>8.2f}ms {ours * 1000:>8.2f}ms {ratio:>6.2f}x "
                 f"{LIMITS[name]:>5.2f}x{'' if ok else '  OVER'}"
             )
+            if name in FLOORS:
+                floor = FLOORS[name]
+                print(
+                    f"{'':<13} pipe floor {floor * 1000:.2f}ms ({floor / base:.2f}x of baseline);"
+                    f" agentproc is {ours / floor:.2f}x of the floor"
+                )
         if not args.only or args.only == "memory":
             if args.quick:
                 print("memory        skipped with --quick")
