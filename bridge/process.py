@@ -228,40 +228,22 @@ class AgentProcess:
 
     async def _pump_stdout(self, fd: int, sink: Sink) -> None:
         try:
-            while True:
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    await anyio.wait_readable(fd)
-                    continue
-                if not data:
-                    return
-                result = sink(data)
-                if result is not None:
-                    await result
-                elif len(data) == READ_CHUNK:
-                    # More may be waiting; let other tasks (and the deadline) run.
-                    await anyio.lowlevel.checkpoint()
+            await _pump(fd, sink)
         finally:
             self._out_done.set()
 
     async def _pump_stderr(self, fd: int) -> None:
         keep = max(self.plan.max_stderr_bytes, 1)
         buf = self._stderr
+
+        def capture(data: bytes) -> None:
+            nonlocal buf
+            buf += data
+            if len(buf) > 2 * keep:
+                del buf[:-keep]
+
         try:
-            while True:
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    await anyio.wait_readable(fd)
-                    continue
-                if not data:
-                    return
-                buf += data
-                if len(buf) > 2 * keep:
-                    del buf[:-keep]
-                if len(data) == READ_CHUNK:
-                    await anyio.lowlevel.checkpoint()
+            await _pump(fd, capture)
         finally:
             self._err_done.set()
 
@@ -334,6 +316,24 @@ class AgentProcess:
         for f in (self._popen.stdout, self._popen.stderr):
             if f is not None:
                 f.close()
+
+
+async def _pump(fd: int, sink: Sink) -> None:
+    """Read a non-blocking pipe to EOF, handing each chunk to ``sink``."""
+    while True:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            await anyio.wait_readable(fd)
+            continue
+        if not data:
+            return
+        result = sink(data)
+        if result is not None:
+            await result
+        elif len(data) == READ_CHUNK:
+            # More may be waiting; let other tasks (and the deadline) run.
+            await anyio.lowlevel.checkpoint()
 
 
 def _open_pidfd(pid: int) -> int:

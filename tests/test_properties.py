@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentproc import wire
-from bridge.turn import ProcessExit, Turn
+from bridge.turn import ProcessExit, Turn, TurnResult
 
 # Lines that look like the protocol, almost look like it, or are noise.
 protocol_lines = st.one_of(
@@ -31,6 +31,17 @@ def reference_lines(data: bytes, limit: int) -> list[str]:
             raw = raw[:-1]
         out.append(raw.decode("utf-8", "replace"))
     return out
+
+
+def feed_in_cuts(turn: Turn, data: bytes, cuts: list[int], code: int = 0) -> TurnResult:
+    """Feed ``data`` in pieces of the given sizes (then the rest) and finish."""
+    pos = 0
+    for n in cuts:
+        turn.feed(data[pos : pos + n])
+        pos += n
+    turn.feed(data[pos:])
+    turn.end_of_output()
+    return turn.finish(ProcessExit(returncode=code))
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=30), st.integers(1, 50))
@@ -101,13 +112,7 @@ def test_turn_never_raises_and_keeps_its_rules(
     turn = Turn(
         streaming=streaming, max_reply_chars=cap, truncation_suffix=suffix, session_id="start"
     )
-    pos = 0
-    for n in cuts:
-        turn.feed(data[pos : pos + n])
-        pos += n
-    turn.feed(data[pos:])
-    turn.end_of_output()
-    result = turn.finish(ProcessExit(returncode=code))
+    result = feed_in_cuts(turn, data, cuts, code)
 
     # Caps always hold.
     assert len(result.reply) <= cap + len(suffix)
@@ -175,14 +180,7 @@ def test_string_fast_path_agrees_with_json(payload: str) -> None:
 def test_partials_and_body_match_the_slow_rules(lines: list[str], cuts: list[int]) -> None:
     """The state machine's fast paths give what the plain rules give."""
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
-    turn = Turn(max_reply_chars=10**9)
-    pos = 0
-    for n in cuts:
-        turn.feed(data[pos : pos + n])
-        pos += n
-    turn.feed(data[pos:])
-    turn.end_of_output()
-    result = turn.finish(ProcessExit(0))
+    result = feed_in_cuts(Turn(max_reply_chars=10**9), data, cuts)
     partials: list[str] = []
     body: list[str] = []
     for line in reference_lines(data, wire.DEFAULT_MAX_LINE_BYTES):
