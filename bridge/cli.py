@@ -36,6 +36,13 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            if ctx.invoked_subcommand == "run" and "--json" in sys.argv[1:]:
+                # --json promises one JSON object on stdout, also for a bad command line.
+                from .turn import failed_result
+
+                _print_json(failed_result(exc.format_message(), 2))
+            raise
         except BridgeError as exc:
             _fail(exc.detail, exc.exit_code, exc.hint)
         except KeyboardInterrupt:
@@ -78,10 +85,23 @@ def _attachments(
     return out
 
 
-def _terminal_permission(req: PermissionRequest) -> PermissionDecision:
+async def _ask_at_terminal(req: PermissionRequest) -> PermissionDecision:
+    """Ask ``Allow <tool>: <summary>? [y/N]`` and wait for a line on the terminal.
+
+    The wait is cancellable (the turn may time out or be cancelled while the
+    question is open): it waits for the terminal to have a line before
+    reading, rather than blocking a thread in readline().
+    """
+    import anyio
+
     from agentproc.wire import PermissionDecision
 
     click.echo(f"Allow {req.tool}: {req.summary()}? [y/N] ", err=True, nl=False)
+    try:
+        await anyio.wait_readable(sys.stdin.fileno())
+    except anyio.get_cancelled_exc_class():
+        click.echo("", err=True)
+        raise
     answer = sys.stdin.readline()
     allowed = answer.strip().lower() in ("y", "yes")
     return PermissionDecision(
@@ -89,13 +109,14 @@ def _terminal_permission(req: PermissionRequest) -> PermissionDecision:
     )
 
 
-def _no_terminal_permission(req: PermissionRequest) -> PermissionDecision:
-    from agentproc.wire import PermissionDecision
+def _deny_without_terminal(why: str) -> Callable[[PermissionRequest], PermissionDecision]:
+    def deny(req: PermissionRequest) -> PermissionDecision:
+        from agentproc.wire import PermissionDecision
 
-    click.echo(f"agentproc: denied {req.tool}: no terminal to ask", err=True)
-    return PermissionDecision(
-        False, None, "denied: the bridge has no terminal to ask the user (stdin is not a terminal)"
-    )
+        click.echo(f"agentproc: denied {req.tool}: {why}", err=True)
+        return PermissionDecision(False, None, f"denied: the bridge has no terminal to ask ({why})")
+
+    return deny
 
 
 @main.command()
@@ -140,12 +161,14 @@ def run(
     if (message is None) == (not from_stdin):
         raise click.UsageError("give the message with -m TEXT or --stdin (exactly one of them)")
     if from_stdin:
-        message = sys.stdin.buffer.read().decode("utf-8", "replace")
+        # surrogateescape: bytes that are not UTF-8 reach the agent unchanged.
+        message = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     assert message is not None
     extra_env = _parse_env(env_items)
     attachments = _attachments(image_url, file_url, attach)
 
     import anyio
+    import anyio.abc
 
     from .errors import ProfileError
     from .profile import load_profile
@@ -155,7 +178,9 @@ def run(
         prof = load_profile(profile)
     except ProfileError as exc:
         if as_json:
-            _print_json(failed_result(str(exc), exc.exit_code, session_id=session_id))
+            _print_json(
+                failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+            )
             sys.exit(exc.exit_code)
         raise
 
@@ -166,44 +191,57 @@ def run(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if sys.stdin.isatty() and not from_stdin:
-        ask: Callable[[PermissionRequest], Any] = _terminal_permission
+    on_permission: Callable[[PermissionRequest], Any]
+    if from_stdin:
+        on_permission = _deny_without_terminal("stdin carried the message")
+    elif sys.stdin.isatty():
+        on_permission = _ask_at_terminal
     else:
-        ask = _no_terminal_permission
-
-    async def on_permission(req: PermissionRequest) -> PermissionDecision:
-        return await anyio.to_thread.run_sync(ask, req, abandon_on_cancel=True)
+        on_permission = _deny_without_terminal("stdin is not a terminal")
 
     async def go() -> TurnResult:
         from .runner import run_turn
 
         cancel = anyio.Event()
+        turn_scope = anyio.CancelScope()
 
-        async def watch_signals() -> None:
+        async def watch_signals(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            # The first Ctrl-C (or SIGTERM) stops the agent gently: SIGTERM,
+            # then SIGKILL after kill_grace_secs. A second one kills it now.
             import signal
 
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for _ in signals:
-                    cancel.set()
+                    if not cancel.is_set():
+                        cancel.set()
+                        if not as_json:
+                            click.echo("\nagentproc: cancelling (again to kill now)", err=True)
+                    else:
+                        turn_scope.cancel()
 
+        result: TurnResult | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals)
-            result = await run_turn(
-                prof,
-                message,
-                session_id=session_id,
-                session_name=session_name,
-                from_user=from_user,
-                attachments=attachments,
-                on_partial=None if as_json else on_partial,
-                on_permission=on_permission,
-                cancel=cancel,
-                cwd=cwd,
-                env=extra_env,
-                timeout=timeout,
-                streaming=False if no_stream else None,
-            )
+            await tg.start(watch_signals)
+            with turn_scope:
+                result = await run_turn(
+                    prof,
+                    message,
+                    session_id=session_id,
+                    session_name=session_name,
+                    from_user=from_user,
+                    attachments=attachments,
+                    on_partial=None if as_json else on_partial,
+                    on_permission=on_permission,
+                    cancel=cancel,
+                    cwd=cwd,
+                    env=extra_env,
+                    timeout=timeout,
+                    streaming=False if no_stream else None,
+                )
             tg.cancel_scope.cancel()
+        if result is None:
+            return failed_result("cancelled: the agent was killed", 130, session_id=session_id)
         return result
 
     result = anyio.run(go)
@@ -234,6 +272,8 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
         click.echo(f"agentproc:session:{result.session_id}", err=True)
     if result.error is not None:
         click.echo(f"error: {result.error}", err=True)
+        if result.hint:
+            click.echo(f"hint: {result.hint}", err=True)
 
 
 @main.command()

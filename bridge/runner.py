@@ -91,7 +91,7 @@ async def run_turn(
         )
         preflight(plan)
     except LaunchError as exc:
-        return failed_result(str(exc), exc.exit_code, session_id=session_id)
+        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
     return await run_plan(
         plan,
         session_id=session_id,
@@ -130,7 +130,7 @@ async def run_plan(
     try:
         proc = AgentProcess.spawn(plan)
     except LaunchError as exc:
-        return failed_result(str(exc), exc.exit_code, session_id=session_id)
+        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
 
     warnings = list(plan.warnings)
     callback_errors: list[str] = []

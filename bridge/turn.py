@@ -122,6 +122,8 @@ class TurnResult:
     truncated: bool = False
     stderr: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: What the user can do about ``error``, when the bridge knows (spawn failures).
+    hint: str = ""
 
     @property
     def ok(self) -> bool:
@@ -147,12 +149,15 @@ class TurnResult:
             "truncated": self.truncated,
             "stderr": self.stderr,
             "warnings": list(self.warnings),
+            "hint": self.hint,
         }
 
 
-def failed_result(error: str, exit_code: int, *, session_id: str = "") -> TurnResult:
+def failed_result(
+    error: str, exit_code: int, *, session_id: str = "", hint: str = ""
+) -> TurnResult:
     """A result for a turn that never ran (bad input, spawn failure)."""
-    return TurnResult(reply="", session_id=session_id, error=error, exit_code=exit_code)
+    return TurnResult(reply="", session_id=session_id, error=error, exit_code=exit_code, hint=hint)
 
 
 # --- the state machine ----------------------------------------------------------------------
