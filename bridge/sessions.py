@@ -17,8 +17,9 @@ import abc
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
@@ -90,8 +91,17 @@ class TranscriptEntry:
         }
 
 
-#: How many turns a conversation's transcript keeps by default.
+#: How many turns a conversation's transcript keeps by default: enough to look
+#: back over a long working session, while a chat that runs for months still
+#: takes bounded space.
 DEFAULT_TRANSCRIPT_LIMIT = 200
+
+
+def check_transcript_limit(limit: int) -> int:
+    """A store's retention limit: a whole number of turns, 0 keeping none."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"transcript_limit must be a whole number >= 0, not {limit!r}")
+    return limit
 
 
 class StoreError(BridgeError):
@@ -133,7 +143,13 @@ def session_to_resume(conv: Conversation | None, now: float, idle_secs: float | 
 
 
 def check_state(value: Any, model: type[BaseModel] | None = None) -> Any:
-    """Validate a state value before anything is written; returns it as JSON data."""
+    """Validate a state value before anything is written; returns it as JSON data.
+
+    The value comes back the way a JSON round trip leaves it (tuples become
+    lists, number keys become strings), so every store hands back the same
+    thing whether it keeps the value in memory or in a file. NaN and infinity
+    are refused: they are not JSON, and other readers of the store would choke.
+    """
     if model is not None:
         try:
             value = model.model_validate(value).model_dump(mode="json")
@@ -145,10 +161,10 @@ def check_state(value: Any, model: type[BaseModel] | None = None) -> Any:
                 hint="nothing was written",
             ) from None
     try:
-        json.dumps(value)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StateError(f"state must be JSON data: {exc}", hint="nothing was written") from None
-    return value
+    return json.loads(text)
 
 
 # --- the interface ------------------------------------------------------------------------
@@ -193,13 +209,15 @@ class SessionStore(abc.ABC):
     async def conversations(
         self, *, channel: str | None = None, profile: str | None = None
     ) -> list[Conversation]:
-        """Conversations, most recently updated first."""
+        """Conversations, most recently updated first; equal times in key order
+        (channel, key, profile), so a listing is the same in every store."""
 
     @abc.abstractmethod
     async def transcript(
         self, key: ConversationKey, limit: int | None = None
     ) -> list[TranscriptEntry]:
-        """The conversation's turns, oldest first; the last ``limit`` if given."""
+        """The conversation's turns, oldest first; the last ``limit`` if given
+        (``limit=0`` gives none)."""
 
     @abc.abstractmethod
     async def get_state(self, key: ConversationKey) -> Any:
@@ -220,7 +238,7 @@ class SessionStore(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional for a store
         """Release the store's resources."""
 
-    async def __aenter__(self) -> SessionStore:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -234,9 +252,12 @@ class MemoryStore(SessionStore):
     """A store that lives in memory: for tests and throwaway runs."""
 
     def __init__(
-        self, *, transcript_limit: int = DEFAULT_TRANSCRIPT_LIMIT, clock: Any = time.time
+        self,
+        *,
+        transcript_limit: int = DEFAULT_TRANSCRIPT_LIMIT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.transcript_limit = transcript_limit
+        self.transcript_limit = check_transcript_limit(transcript_limit)
         self._clock = clock
         self._convs: dict[ConversationKey, Conversation] = {}
         self._turns: dict[ConversationKey, list[TranscriptEntry]] = {}
@@ -266,7 +287,9 @@ class MemoryStore(SessionStore):
         )
         self._convs[key] = conv
         turns = self._turns.setdefault(key, [])
-        turns.append(entry)
+        # A copy of the attachment list: the caller's list may change later,
+        # and a file-backed store would not see that either.
+        turns.append(replace(entry, attachments=[dict(a) for a in entry.attachments]))
         del turns[: max(0, len(turns) - self.transcript_limit)]
         return conv
 
@@ -289,13 +312,15 @@ class MemoryStore(SessionStore):
             if (channel is None or c.key.channel == channel)
             and (profile is None or c.key.profile == profile)
         ]
-        return sorted(convs, key=lambda c: c.updated_at, reverse=True)
+        return sorted(convs, key=lambda c: (-c.updated_at, c.key))
 
     async def transcript(
         self, key: ConversationKey, limit: int | None = None
     ) -> list[TranscriptEntry]:
         turns = self._turns.get(key, [])
-        return list(turns[-limit:] if limit else turns)
+        if limit is not None:
+            turns = turns[max(0, len(turns) - max(limit, 0)) :]
+        return list(turns)
 
     async def get_state(self, key: ConversationKey) -> Any:
         return copy.deepcopy(self._state.get(key))
@@ -303,11 +328,11 @@ class MemoryStore(SessionStore):
     async def set_state(
         self, key: ConversationKey, value: Any, model: type[BaseModel] | None = None
     ) -> None:
-        value = check_state(value, model)
+        value = check_state(value, model)  # a fresh object: no copy needed
         if key not in self._convs:
             now = self._clock()
             self._convs[key] = Conversation(key, created_at=now, updated_at=now)
-        self._state[key] = copy.deepcopy(value)
+        self._state[key] = value
 
     async def prune(self, older_than: float) -> int:
         old = [k for k, c in self._convs.items() if c.updated_at < older_than]
