@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -85,40 +84,6 @@ def _attachments(
     return out
 
 
-async def _ask_at_terminal(req: PermissionRequest) -> PermissionDecision:
-    """Ask ``Allow <tool>: <summary>? [y/N]`` and wait for a line on the terminal.
-
-    The wait is cancellable (the turn may time out or be cancelled while the
-    question is open): it waits for the terminal to have a line before
-    reading, rather than blocking a thread in readline().
-    """
-    import anyio
-
-    from agentproc.wire import PermissionDecision
-
-    click.echo(f"Allow {req.tool}: {req.summary()}? [y/N] ", err=True, nl=False)
-    try:
-        await anyio.wait_readable(sys.stdin.fileno())
-    except anyio.get_cancelled_exc_class():
-        click.echo("", err=True)
-        raise
-    answer = sys.stdin.readline()
-    allowed = answer.strip().lower() in ("y", "yes")
-    return PermissionDecision(
-        allowed, None, "" if allowed else "denied by the user at the terminal"
-    )
-
-
-def _deny_without_terminal(why: str) -> Callable[[PermissionRequest], PermissionDecision]:
-    def deny(req: PermissionRequest) -> PermissionDecision:
-        from agentproc.wire import PermissionDecision
-
-        click.echo(f"agentproc: denied {req.tool}: {why}", err=True)
-        return PermissionDecision(False, None, f"denied: the bridge has no terminal to ask ({why})")
-
-    return deny
-
-
 @main.command()
 @click.argument("profile")
 @click.option("-m", "--message", help="The message of the turn.")
@@ -191,13 +156,14 @@ def run(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    on_permission: Callable[[PermissionRequest], Any]
-    if from_stdin:
-        on_permission = _deny_without_terminal("stdin carried the message")
-    elif sys.stdin.isatty():
-        on_permission = _ask_at_terminal
-    else:
-        on_permission = _deny_without_terminal("stdin is not a terminal")
+    from .terminal import StdinLines, ask_permission, deny_without_terminal
+
+    async def on_permission(req: PermissionRequest) -> PermissionDecision:
+        if from_stdin:
+            return deny_without_terminal(req, "stdin carried the message")
+        if not sys.stdin.isatty():
+            return deny_without_terminal(req, "stdin is not a terminal")
+        return await ask_permission(StdinLines(), req)
 
     async def go() -> TurnResult:
         from .runner import run_turn

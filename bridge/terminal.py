@@ -1,0 +1,77 @@
+"""Reading a person's input at a terminal without blocking the event loop.
+
+Both ``agentproc run`` (a permission question) and ``agentproc chat`` (every
+message) read standard input while turns run. Reading is done on the raw
+file descriptor, after the event loop says it is readable, so a read can be
+cancelled (a turn times out while a question is open) and no thread is left
+blocked in ``readline()`` when the command ends. Python's buffered
+``sys.stdin`` is not used at all: it could hold lines the event loop does not
+know about.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+
+from agentproc.wire import PermissionDecision, PermissionRequest
+
+#: Bytes read from stdin at once.
+READ_SIZE = 64 * 1024
+
+
+class StdinLines:
+    """Lines of a file descriptor (stdin by default), read asynchronously."""
+
+    def __init__(self, fd: int | None = None) -> None:
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._buf = b""
+        self._eof = False
+
+    @property
+    def is_terminal(self) -> bool:
+        return os.isatty(self.fd)
+
+    async def readline(self) -> str | None:
+        """The next line without its newline, or None at end of input."""
+        while b"\n" not in self._buf:
+            if self._eof:
+                if not self._buf:
+                    return None
+                line, self._buf = self._buf, b""
+                return line.decode("utf-8", "surrogateescape")
+            await anyio.wait_readable(self.fd)
+            # The descriptor stays blocking; it is readable, so this returns
+            # at once with whatever is there.
+            data = os.read(self.fd, READ_SIZE)
+            if data:
+                self._buf += data
+            else:
+                self._eof = True
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+
+async def ask_permission(lines: StdinLines, req: PermissionRequest) -> PermissionDecision:
+    """Ask ``Allow <tool>: <summary>? [y/N]`` on stderr and read the answer.
+
+    Anything but y/yes is a denial, and so is the end of input.
+    """
+    sys.stderr.write(f"Allow {req.tool}: {req.summary()}? [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = await lines.readline()
+    except anyio.get_cancelled_exc_class():
+        sys.stderr.write("\n")
+        raise
+    if answer is not None and answer.strip().lower() in ("y", "yes"):
+        return PermissionDecision(True)
+    return PermissionDecision(False, None, "denied by the user at the terminal")
+
+
+def deny_without_terminal(req: PermissionRequest, why: str) -> PermissionDecision:
+    """Deny when no one can be asked, and say so on stderr."""
+    sys.stderr.write(f"agentproc: denied {req.tool}: {why}\n")
+    return PermissionDecision(False, None, f"denied: the bridge has no terminal to ask ({why})")
