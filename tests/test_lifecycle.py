@@ -205,7 +205,7 @@ def test_spawn_failures(
     (path.parent / "noshebang").chmod(0o755)
     r = run(path)
     assert r.exit_code == code
-    assert r.error is not None and words in r.error
+    assert r.error is not None and words in f"{r.error} ({r.hint})"
 
 
 def test_nul_in_message_is_refused(make_profile: Callable[..., Path]) -> None:
