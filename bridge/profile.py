@@ -298,6 +298,29 @@ class Profile(BaseModel):
         description="Seconds to wait for an answer to one permission request before denying "
         "it; null waits until the turn's deadline.",
     )
+    busy_policy: Literal["queue", "reject", "interrupt", "collect"] | None = Field(
+        default=None,
+        description="What the bridge does with a message that arrives while this "
+        "conversation's turn is running: 'queue' runs it afterwards (up to queue_limit "
+        "waiting); 'reject' refuses it as busy; 'interrupt' cancels the running turn and "
+        "runs the new message in the same session; 'collect' merges everything that arrives "
+        "meanwhile into one turn that runs afterwards. null uses the bridge's default.",
+    )
+    queue_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many messages of one conversation may wait while a turn runs "
+        "(queued turns, or messages merged by 'collect' and 'interrupt'); one more is "
+        "refused. null uses the bridge's default (5).",
+    )
+    session_idle_secs: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Start a fresh agent session when the conversation has been idle for "
+        "longer than this many seconds; null uses the bridge's default (by default, "
+        "sessions never expire).",
+    )
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -50,6 +50,9 @@ DEFAULTS = [
     ("stdin", "none"),
     ("permission", False),
     ("permission_timeout_secs", None),
+    ("busy_policy", None),
+    ("queue_limit", None),
+    ("session_idle_secs", None),
 ]
 
 
@@ -300,6 +303,11 @@ INVALID = [
     ("stdin: file\n", 2, "stdin", "must be 'none' or 'message'"),
     ("permission: sometimes\n", 2, "permission", "must be a valid boolean"),
     ("permission_timeout_secs: 0\n", 2, "permission_timeout_secs", "greater than 0"),
+    ("busy_policy: wait\n", 2, "busy_policy", "must be 'queue', 'reject', 'interrupt' or"),
+    ("queue_limit: 0\n", 2, "queue_limit", "greater than or equal to 1"),
+    ("queue_limit: 2.5\n", 2, "queue_limit", "must be a valid integer"),
+    ("session_idle_secs: 0\n", 2, "session_idle_secs", "greater than 0"),
+    ("session_idle_secs: .inf\n", 2, "session_idle_secs", "finite number"),
     (
         "stdin: message\npermission: true\n",
         3,
@@ -497,3 +505,34 @@ def test_nested_aliases_stay_cheap(tmp_path: Path) -> None:
     problems = problems_of(path)
     assert all("field 'tags[" in p for p in problems)
     assert all(len(p) < 300 for p in problems)
+
+
+# --- dispatch fields --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["queue", "reject", "interrupt", "collect"])
+def test_busy_policy_values(tmp_path: Path, policy: str) -> None:
+    profile = load_profile(write(tmp_path, f"command: x\nbusy_policy: {policy}\n"))
+    assert profile.busy_policy == policy
+
+
+def test_dispatch_fields_load(tmp_path: Path) -> None:
+    text = "command: x\nqueue_limit: 3\nsession_idle_secs: 1800\n"
+    profile = load_profile(write(tmp_path, text))
+    assert profile.queue_limit == 3
+    assert profile.session_idle_secs == 1800.0
+
+
+def test_dispatch_fields_null_means_the_bridge_default(tmp_path: Path) -> None:
+    text = "command: x\nbusy_policy: null\nqueue_limit: null\nsession_idle_secs: null\n"
+    profile = load_profile(write(tmp_path, text))
+    assert (profile.busy_policy, profile.queue_limit, profile.session_idle_secs) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_misspelt_busy_policy_field_is_suggested(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, "command: x\nbusy_polcy: queue\n"))
+    assert "did you mean 'busy_policy'?" in problem
