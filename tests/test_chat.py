@@ -1,0 +1,238 @@
+"""`agentproc chat` and `agentproc sessions`, as real processes on a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+AGENTPROC = str(Path(sys.executable).parent / "agentproc")
+
+# An agent that names a session on its first turn and says which one it got.
+SESSION_AGENT = """\
+if [ -z "$AGENT_SESSION_ID" ]; then echo "AGENT_SESSION:s-$$"; fi
+echo "got=${AGENT_SESSION_ID:-new} msg=$AGENT_MESSAGE"
+"""
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def script_profile(tmp_path: Path, make_profile: Callable[..., Path]) -> Callable[..., Path]:
+    def make(script: str, **fields: object) -> Path:
+        path = tmp_path / f"agent{len(list(tmp_path.glob('agent*.sh')))}.sh"
+        path.write_text(script)
+        fields.setdefault("name", "demo")
+        return make_profile("", command="/bin/sh", args=[str(path)], **fields)
+
+    return make
+
+
+def chat(profile: Path, data_dir: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [AGENTPROC, "chat", str(profile), "--data-dir", str(data_dir), *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def sessions(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [AGENTPROC, "sessions", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_piped_chat_answers_each_line_in_order(
+    script_profile: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = script_profile('echo "You said: $AGENT_MESSAGE"\n')
+    proc = chat(profile, data_dir, "one\n\ntwo\nthree\n")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == ["You said: one", "You said: two", "You said: three"]
+
+
+def test_restart_resumes_the_agent_session(
+    script_profile: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = script_profile(SESSION_AGENT)
+    first = chat(profile, data_dir, "a\nb\n")
+    assert first.stdout.splitlines()[0] == "got=new msg=a"
+    session = first.stdout.splitlines()[1].split()[0].removeprefix("got=")
+    assert session.startswith("s-")
+    second = chat(profile, data_dir, "c\n")
+    assert second.stdout.splitlines() == [f"got={session} msg=c"]
+    # Another session name is another conversation.
+    other = chat(profile, data_dir, "d\n", "--session-name", "work")
+    assert other.stdout.splitlines() == ["got=new msg=d"]
+
+
+def test_new_starts_a_fresh_session(script_profile: Callable[..., Path], data_dir: Path) -> None:
+    profile = script_profile(SESSION_AGENT)
+    proc = chat(profile, data_dir, "a\n/new\nb\n")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "got=new msg=a" and lines[1] == "got=new msg=b"
+    assert "fresh agent session" in proc.stderr
+
+
+def test_session_history_help_and_unknown_commands(
+    script_profile: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = script_profile(SESSION_AGENT)
+    proc = chat(profile, data_dir, "hello\n/session\n/history\n/help\n/bogus\n//slash\n")
+    assert "terminal:default@demo: agent session s-" in proc.stderr
+    assert "#1 you: hello" in proc.stderr and "#1 demo: got=new msg=hello" in proc.stderr
+    assert "/history [N]" in proc.stderr
+    assert "unknown command /bogus" in proc.stderr
+    assert proc.stdout.splitlines()[-1].endswith("msg=/slash")
+
+
+def test_quit_stops_reading(script_profile: Callable[..., Path], data_dir: Path) -> None:
+    profile = script_profile('echo "You said: $AGENT_MESSAGE"\n')
+    proc = chat(profile, data_dir, "one\n/quit\ntwo\n")
+    assert proc.returncode == 0 and proc.stdout.splitlines() == ["You said: one"]
+
+
+def test_agent_errors_are_shown_and_the_chat_goes_on(
+    script_profile: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = script_profile(
+        'if [ "$AGENT_MESSAGE" = fail ]; then echo \'AGENT_ERROR:"no luck"\'; exit 1; fi\n'
+        'echo "ok $AGENT_MESSAGE"\n'
+    )
+    proc = chat(profile, data_dir, "fail\nfine\n")
+    assert "error: no luck" in proc.stderr
+    assert proc.stdout.splitlines() == ["ok fine"]
+
+
+def test_ctrl_c_cancels_the_running_turn_and_the_chat_goes_on(
+    script_profile: Callable[..., Path], data_dir: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "slow.pid"
+    profile = script_profile(
+        f'if [ "$AGENT_MESSAGE" = slow ]; then echo $$ > {pidfile}; sleep 30; fi\n'
+        'echo "done $AGENT_MESSAGE"\n',
+        kill_grace_secs=1,
+    )
+    proc = subprocess.Popen(
+        [AGENTPROC, "chat", str(profile), "--data-dir", str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("slow\n")
+        proc.stdin.flush()
+        end = time.monotonic() + 15
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            assert time.monotonic() < end, "the slow turn never started"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate("fast\n", timeout=20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err
+    assert proc.returncode == 0
+    assert "error: cancelled" in err
+    assert out.splitlines() == ["done fast"]
+    shown = sessions(data_dir, "show", "terminal:default@demo", "--json")
+    turns = json.loads(shown.stdout)["turns"]
+    assert [(t["message"], t["exit_code"]) for t in turns] == [("slow", 130), ("fast", 0)]
+
+
+def test_permission_is_denied_without_a_terminal(
+    py_agent: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = py_agent("cli_permission.py", permission=True, name="perm")
+    proc = chat(profile, data_dir, "please\n")
+    assert '"allow": false' in proc.stdout
+    assert "no terminal to ask" in proc.stdout
+
+
+# --- agentproc sessions
+
+
+def test_sessions_list_show_reset_prune(
+    script_profile: Callable[..., Path], data_dir: Path
+) -> None:
+    profile = script_profile(SESSION_AGENT)
+    chat(profile, data_dir, "a\nb\n")
+    chat(profile, data_dir, "x\n", "--session-name", "work")
+
+    listed = sessions(data_dir, "list")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split() == [
+        "CONVERSATION",
+        "SESSION",
+        "TURNS",
+        "LAST",
+        "UPDATED",
+    ]
+    names = sorted(line.split()[0] for line in listed.stdout.splitlines()[1:])
+    assert names == ["terminal:default@demo", "terminal:work@demo"]
+
+    rows = [json.loads(line) for line in sessions(data_dir, "list", "--json").stdout.splitlines()]
+    default = next(r for r in rows if r["key"] == "default")
+    assert default["turn_count"] == 2 and default["session_id"].startswith("s-")
+
+    shown = sessions(data_dir, "show", "terminal:default@demo")
+    assert "turn_count: 2" in shown.stdout and "you: b" in shown.stdout
+
+    reset = sessions(data_dir, "reset", "terminal:default@demo")
+    assert reset.returncode == 0
+    again = chat(profile, data_dir, "c\n")
+    assert again.stdout.splitlines() == ["got=new msg=c"]
+
+    assert (
+        sessions(data_dir, "prune", "--older-than", "1h").stdout.strip() == "pruned 0 conversations"
+    )
+    assert (
+        sessions(data_dir, "prune", "--older-than", "0s").stdout.strip() == "pruned 2 conversations"
+    )
+    assert sessions(data_dir, "list", "--json").stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["show", "not-a-key"], 2, "CHANNEL:KEY@PROFILE"),
+        (["show", "terminal:nobody@demo"], 1, "no conversation terminal:nobody@demo"),
+        (["reset", "terminal:nobody@demo"], 1, "no conversation"),
+        (["prune", "--older-than", "soon"], 2, "not a duration"),
+        (["prune"], 2, "--older-than"),
+    ],
+)
+def test_sessions_bad_input(data_dir: Path, args: list[str], code: int, words: str) -> None:
+    proc = sessions(data_dir, *args)
+    assert proc.returncode == code
+    assert words in proc.stderr
+
+
+def test_store_that_is_not_a_database_is_a_clear_error(data_dir: Path) -> None:
+    data_dir.mkdir()
+    (data_dir / "sessions.db").write_text("this is not sqlite")
+    proc = sessions(data_dir, "list")
+    assert proc.returncode != 0
+    assert "sessions.db" in proc.stderr
+    assert os.path.getsize(data_dir / "sessions.db") == len("this is not sqlite")
