@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/agentproc run profiles/echo/profile.yaml -m "$${MESSAGE:-hello from make run}"
+	$(BIN)/agentproc run echo -m "$${MESSAGE:-hello from make run}"
 
 test: lint types pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agentproc bridge tests bench profiles
-	$(BIN)/ruff format --check agentproc bridge tests bench profiles
+	$(BIN)/ruff check agentproc bridge tests bench
+	$(BIN)/ruff format --check agentproc bridge tests bench
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -25,7 +25,7 @@ from agentproc import __version__
 
 AGENTPROC = str(Path(sys.executable).parent / "agentproc")
 ROOT = Path(__file__).resolve().parent.parent
-ECHO = ROOT / "profiles" / "echo"
+ECHO = ROOT / "bridge" / "profiles" / "echo"
 AGENTS = Path(__file__).parent / "agents"
 PYTHON = sys.executable
 
