@@ -17,6 +17,7 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
 
+    from .profile import Profile
     from .turn import TurnResult
 
 
@@ -117,7 +118,8 @@ def run(
     no_stream: bool,
     as_json: bool,
 ) -> None:
-    """Run one turn of PROFILE (a profile file or folder) and print the reply.
+    """Run one turn of PROFILE (a profile file or folder, or a bundled profile's
+    name, see `agentproc profiles list`) and print the reply.
 
     Streamed text is printed as it arrives, then the reply. Errors go to stderr
     and the exit status is the turn's exit code (124 timeout, 130 cancelled,
@@ -136,11 +138,10 @@ def run(
     import anyio.abc
 
     from .errors import ProfileError
-    from .profile import load_profile
     from .turn import failed_result
 
     try:
-        prof = load_profile(profile)
+        prof, cwd = _load_named(profile, cwd)
     except ProfileError as exc:
         if as_json:
             _print_json(
@@ -218,6 +219,21 @@ def run(
     sys.exit(result.exit_code)
 
 
+def _load_named(arg: str, cwd: str | None) -> tuple[Profile, str | None]:
+    """Load the profile ``arg`` names (a path, or a bundled profile's name) and
+    give the working directory to run it in: a bundled profile runs where the
+    caller is, unless --cwd says otherwise."""
+    import os
+
+    from .bundled import resolve_profile_arg
+    from .profile import load_profile
+
+    path, bundled = resolve_profile_arg(arg)
+    if bundled and cwd is None:
+        cwd = os.getcwd()
+    return load_profile(path), cwd
+
+
 def _print_json(result: TurnResult) -> None:
     sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -245,15 +261,15 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
 @main.command()
 @click.argument("profiles", nargs=-1, required=True)
 def validate(profiles: tuple[str, ...]) -> None:
-    """Check profile files (or folders holding profile.yaml) without running them."""
+    """Check profile files (or folders holding profile.yaml, or bundled profile
+    names) without running them."""
     from .errors import LaunchError, ProfileError
     from .launch import build_plan, preflight
-    from .profile import load_profile
 
     failed = 0
     for path in profiles:
         try:
-            prof = load_profile(path)
+            prof, _ = _load_named(path, None)
         except ProfileError as exc:
             failed += 1
             click.echo(f"error: {exc.detail}", err=True)
@@ -278,3 +294,23 @@ def schema() -> None:
     from .profile import Profile
 
     click.echo(json.dumps(Profile.model_json_schema(), indent=2, ensure_ascii=False))
+
+
+def _register() -> None:
+    # Commands that live in their own modules; importing them is cheap (click
+    # only), their heavy imports happen when they run.
+    from .cli_conversations import chat, sessions
+
+    main.add_command(chat)
+    main.add_command(sessions)
+
+
+_register()
+
+from .cli_batch import batch  # noqa: E402 - cheap: click only until it runs
+
+main.add_command(batch)
+
+from .cli_profiles import profiles as profiles_group  # noqa: E402 - cheap: click only
+
+main.add_command(profiles_group)
