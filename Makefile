@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A terminal chat with the echo agent; MESSAGE="..." runs one turn instead.
 run: $(STAMP)
-	$(BIN)/agentproc run echo -m "$${MESSAGE:-hello from make run}"
+	@if [ -n "$${MESSAGE:-}" ]; then $(BIN)/agentproc run echo -m "$$MESSAGE"; \
+	else $(BIN)/agentproc chat echo; fi
 
 test: lint types pytest
 
