@@ -123,6 +123,17 @@ def resolve_profile_arg(arg: str) -> tuple[Path, bool]:
     raise _not_found(arg)
 
 
+def load_profile_arg(arg: str, cwd: str | None = None) -> tuple[Profile, str | None]:
+    """Load the profile ``arg`` names (a path, or a bundled profile's name) and
+    give the working directory to run its turns in: ``cwd`` when given, else
+    the caller's current directory for a bundled profile (its own folder is
+    inside the installed package), else None (the profile decides)."""
+    path, bundled = resolve_profile_arg(arg)
+    if bundled and cwd is None:
+        cwd = os.getcwd()
+    return load_profile(path), cwd
+
+
 def copy_bundled(name: str, dest: str | os.PathLike[str] | None = None) -> Path:
     """Copy the bundled profile ``name`` to ``dest`` (default ``./NAME``) for editing.
 

@@ -17,7 +17,6 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
 
-    from .profile import Profile
     from .turn import TurnResult
 
 
@@ -137,11 +136,12 @@ def run(
     import anyio
     import anyio.abc
 
+    from .bundled import load_profile_arg
     from .errors import ProfileError
     from .turn import failed_result
 
     try:
-        prof, cwd = _load_named(profile, cwd)
+        prof, cwd = load_profile_arg(profile, cwd)
     except ProfileError as exc:
         if as_json:
             _print_json(
@@ -219,21 +219,6 @@ def run(
     sys.exit(result.exit_code)
 
 
-def _load_named(arg: str, cwd: str | None) -> tuple[Profile, str | None]:
-    """Load the profile ``arg`` names (a path, or a bundled profile's name) and
-    give the working directory to run it in: a bundled profile runs where the
-    caller is, unless --cwd says otherwise."""
-    import os
-
-    from .bundled import resolve_profile_arg
-    from .profile import load_profile
-
-    path, bundled = resolve_profile_arg(arg)
-    if bundled and cwd is None:
-        cwd = os.getcwd()
-    return load_profile(path), cwd
-
-
 def _print_json(result: TurnResult) -> None:
     sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -263,13 +248,14 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
 def validate(profiles: tuple[str, ...]) -> None:
     """Check profile files (or folders holding profile.yaml, or bundled profile
     names) without running them."""
+    from .bundled import load_profile_arg
     from .errors import LaunchError, ProfileError
     from .launch import build_plan, preflight
 
     failed = 0
     for path in profiles:
         try:
-            prof, _ = _load_named(path, None)
+            prof, _ = load_profile_arg(path)
         except ProfileError as exc:
             failed += 1
             click.echo(f"error: {exc.detail}", err=True)

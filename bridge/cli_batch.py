@@ -96,8 +96,9 @@ def batch(
         raise click.UsageError("--resume needs --output FILE: it reads the ids already done there")
 
     from .batch import BatchRun, Progress, open_output, read_input, summarize
+    from .bundled import load_profile_arg
 
-    prof, cwd = _load_profile(profile)
+    prof, cwd = load_profile_arg(profile)
     if input_path == "-" and sys.stdin.isatty():
         click.echo("batch: reading messages from the terminal; end with Ctrl-D", err=True)
     parsed = read_input(input_path, fmt=cast("InputFormat", input_format))
@@ -173,17 +174,6 @@ def batch(
         items, opened.done, runner, interrupted=interrupted, seconds=time.monotonic() - started
     )
     _finish(runner, summary.line(), summary.exit_code, opened.writer.label)
-
-
-def _load_profile(arg: str) -> tuple[Profile, str | None]:
-    """The same rule as ``run``: an existing path is a profile file or folder,
-    else a bundled profile's name; a bundled profile runs in the current
-    directory. Returns the profile and the working directory to give its turns."""
-    from .bundled import resolve_profile_arg
-    from .profile import load_profile
-
-    path, bundled = resolve_profile_arg(arg)
-    return load_profile(path), (os.getcwd() if bundled else None)
 
 
 def _say(progress: Progress, text: str) -> None:

@@ -41,10 +41,13 @@ def chat(profile: str, session_name: str, from_user: str | None, data_dir: str |
     the same --session-name resumes the same agent session. With piped input,
     each line is one message.
     """
+    from .bundled import load_profile_arg
     from .chat import run_chat
-    from .profile import load_profile
 
-    prof = load_profile(profile)
+    prof, cwd = load_profile_arg(profile)
+    if cwd is not None:
+        # A bundled profile's turns run where the chat was started.
+        prof = prof.model_copy(update={"cwd": cwd})
     user = from_user if from_user is not None else os.environ.get("USER", "")
     sys.exit(run_chat(lambda: _store(data_dir), prof, session_name=session_name, from_user=user))
 

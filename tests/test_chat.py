@@ -236,3 +236,19 @@ def test_store_that_is_not_a_database_is_a_clear_error(data_dir: Path) -> None:
     assert proc.returncode != 0
     assert "sessions.db" in proc.stderr
     assert os.path.getsize(data_dir / "sessions.db") == len("this is not sqlite")
+
+
+def test_chat_with_a_bundled_profile_by_name_runs_in_the_callers_folder(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [AGENTPROC, "chat", "echo", "--data-dir", str(data_dir)],
+        input="hi\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "You said: hi\n"
+    assert "terminal:default@echo" in sessions(data_dir, "list").stdout
