@@ -10,6 +10,10 @@ compares agentproc with the plain thing it wraps on this machine, right now:
   concurrency   1,000 concurrent 1 s turns in one event loop vs 1,000 Popen'ed sleeps
   memory        peak RSS of `agentproc run` for 100 MB of body, and for one
                 50 MB line without a newline (MiB; the budget is 100)
+  dispatch      200 conversations x 5 turns of the shell echo agent through the
+                Dispatcher (max_running 16) vs the same agent spawned by 16
+                threads with subprocess.run; reported as a THROUGHPUT ratio
+                (ours / baseline, higher is better; the target is a floor)
 
 Times are medians of alternating runs, so both sides see the same machine
 load. ``--quick`` runs fewer rounds (used by the test suite to keep this
@@ -39,6 +43,9 @@ LIMITS = {
     "concurrency": 1.2,
 }
 MEMORY_LIMIT_MIB = 100
+
+#: Benchmarks reported as throughput (ours / baseline): at least this much.
+THROUGHPUT_FLOORS = {"dispatch": 0.85}
 
 #: Extra reference points measured by some benchmarks (see bench_stream).
 FLOORS: dict[str, float] = {}
@@ -224,6 +231,86 @@ def bench_concurrency(work: Path, rounds: int, n: int = 1000) -> tuple[float, fl
     return median_pair(base, ours, rounds)
 
 
+def bench_dispatch(
+    rounds: int, convs: int = 200, turns: int = 5, cap: int = 16
+) -> tuple[float, float]:
+    """Seconds for ``convs`` x ``turns`` echo turns: the baseline spawns the
+    agent from ``cap`` threads; ours sends each conversation's turns one after
+    the other through a Dispatcher capped at ``cap`` running turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+
+    from bridge import load_profile, run_turn
+    from bridge.dispatch import Dispatcher
+    from bridge.sessions import ConversationKey, MemoryStore
+
+    # The echo profile ships inside the package (bridge/profiles); older trees
+    # kept it at the top level.
+    echo = next(
+        d for d in (ROOT / "bridge" / "profiles" / "echo", ROOT / "profiles" / "echo") if d.is_dir()
+    )
+    profile = load_profile(echo / "profile-shell.yaml")
+    agent = str(echo / "agent.sh")
+    total = convs * turns
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+    def base() -> float:
+        def one(i: int) -> None:
+            out = subprocess.run(
+                [agent], env={**env, "AGENT_MESSAGE": f"m{i}"}, capture_output=True, check=True
+            )
+            assert out.stdout == f"You said: m{i}\n".encode(), out
+
+        def go() -> None:
+            with ThreadPoolExecutor(cap) as pool:
+                list(pool.map(one, range(total)))
+
+        return timed(go)
+
+    def ours() -> float:
+        async def go() -> None:
+            store = MemoryStore()
+            async with Dispatcher(store, {"echo": profile}, max_running=cap) as dispatcher:
+
+                async def conversation(c: int) -> None:
+                    key = ConversationKey("bench", f"c{c}", "echo")
+                    for t in range(turns):
+                        handle = await dispatcher.submit(key, f"m{t}")
+                        result = await handle.result()
+                        assert result.reply == f"You said: m{t}", result
+
+                async with anyio.create_task_group() as tg:
+                    for c in range(convs):
+                        tg.start_soon(conversation, c)
+            assert sum(c.turn_count for c in await store.conversations()) == total
+
+        return timed(lambda: anyio.run(go))
+
+    def turns_alone() -> float:
+        # The same turns through run_turn with a plain limiter and no
+        # dispatcher: what the layers below cost, so the dispatcher's own
+        # share of the gap can be read off.
+        async def go() -> None:
+            limiter = anyio.CapacityLimiter(cap)
+
+            async def conversation() -> None:
+                for t in range(turns):
+                    async with limiter:
+                        result = await run_turn(profile, f"m{t}", cancel=anyio.Event())
+                        assert result.reply == f"You said: m{t}", result
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(convs):
+                    tg.start_soon(conversation)
+
+        return timed(lambda: anyio.run(go))
+
+    base_time, ours_time = median_pair(base, ours, rounds)
+    FLOORS["dispatch"] = statistics.median(turns_alone() for _ in range(rounds))
+    return base_time, ours_time
+
+
 def peak_rss_mib(argv: list[str]) -> float:
     """Peak RSS of a command and the children it waited for, in MiB."""
     pid = os.fork()
@@ -262,7 +349,9 @@ def bench_memory(work: Path) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small sizes")
-    parser.add_argument("--only", choices=[*LIMITS, "memory"], help="run one benchmark")
+    parser.add_argument(
+        "--only", choices=[*LIMITS, "memory", *THROUGHPUT_FLOORS], help="run one benchmark"
+    )
     args = parser.parse_args()
     rounds = 1 if args.quick else 7
     sys.path.insert(0, str(ROOT))
@@ -307,6 +396,26 @@ def main() -> int:
                         f"memory        {label}: peak {mib:.1f} MiB "
                         f"(budget {MEMORY_LIMIT_MIB}){'' if ok else '  OVER'}"
                     )
+        if not args.only or args.only == "dispatch":
+            convs = 40 if args.quick else 200
+            # Five rounds: one event loop feels other load on the machine more
+            # than 16 threads do, so single runs scatter.
+            base, ours = bench_dispatch(1 if args.quick else 5, convs=convs)
+            throughput = base / ours
+            floor = THROUGHPUT_FLOORS["dispatch"]
+            ok = throughput >= floor
+            failed |= not ok
+            print(
+                f"dispatch      {convs}x5 turns: baseline {base:.2f}s, agentproc {ours:.2f}s; "
+                f"throughput ours/baseline {throughput:.2f}x (higher is better, "
+                f"floor {floor:.2f}x){'' if ok else '  UNDER'}"
+            )
+            alone = FLOORS["dispatch"]
+            print(
+                f"{'':<13} run_turn alone, same concurrency: {alone:.2f}s "
+                f"(throughput {base / alone:.2f}x of baseline); the dispatcher's own cost is "
+                f"{(ours - alone) / (convs * 5) * 1e6:.0f} us per turn"
+            )
     return 1 if failed and not args.quick else 0
 
 
