@@ -346,11 +346,45 @@ def bench_memory(work: Path) -> tuple[float, float]:
     )
 
 
+def bench_store(work: Path, turns: int = 2000, convs: int = 10) -> tuple[float, float]:
+    """The session store's cost per turn (get + record_turn), in seconds:
+    (MemoryStore, SQLiteStore on a file)."""
+    import anyio
+
+    from bridge.sessions import ConversationKey, MemoryStore, SessionStore, TranscriptEntry
+    from bridge.store_sqlite import SQLiteStore
+
+    async def loop(store: SessionStore) -> float:
+        keys = [ConversationKey("bench", f"c{i}", "echo") for i in range(convs)]
+        for key in keys:  # create the rows first
+            await store.record_turn(
+                key, TranscriptEntry(0, "warm"), captured_session="s", status="ok"
+            )
+        start = time.perf_counter()
+        for i in range(turns):
+            key = keys[i % convs]
+            conv = await store.get(key)
+            number = conv.turn_count + 1 if conv else 1
+            entry = TranscriptEntry(number, "hello " * 20, reply="You said: hello", duration_ms=9)
+            await store.record_turn(
+                key, entry, captured_session=f"s{i}" if i % 2 else None, status="ok"
+            )
+        return (time.perf_counter() - start) / turns
+
+    async def sqlite() -> float:
+        async with SQLiteStore(work / "bench-sessions.db") as store:
+            return await loop(store)
+
+    return anyio.run(loop, MemoryStore()), anyio.run(sqlite)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small sizes")
     parser.add_argument(
-        "--only", choices=[*LIMITS, "memory", *THROUGHPUT_FLOORS], help="run one benchmark"
+        "--only",
+        choices=[*LIMITS, "memory", "store", *THROUGHPUT_FLOORS],
+        help="run one benchmark",
     )
     args = parser.parse_args()
     rounds = 1 if args.quick else 7
@@ -396,6 +430,12 @@ def main() -> int:
                         f"memory        {label}: peak {mib:.1f} MiB "
                         f"(budget {MEMORY_LIMIT_MIB}){'' if ok else '  OVER'}"
                     )
+        if not args.only or args.only == "store":
+            memory, sqlite = bench_store(work, 200 if args.quick else 2000)
+            print(
+                f"store         per turn (get + record_turn): SQLite {sqlite * 1e6:.0f} us, "
+                f"in memory {memory * 1e6:.0f} us"
+            )
         if not args.only or args.only == "dispatch":
             convs = 40 if args.quick else 200
             # Five rounds: one event loop feels other load on the machine more
