@@ -14,10 +14,13 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
 
+    from .dispatch import Busy, Dispatcher, TurnHandle
     from .errors import BridgeError, LaunchError, ProfileError, ProfileNotFoundError, UsageError
     from .launch import LaunchPlan, build_plan, preflight
     from .profile import Profile, load_profile
     from .runner import run_plan, run_turn
+    from .sessions import ConversationKey, MemoryStore, SessionStore
+    from .store_sqlite import SQLiteStore, open_store
     from .turn import (
         ErrorReported,
         Event,
@@ -57,6 +60,14 @@ _HOMES = {
     "Turn": "bridge.turn",
     "TurnResult": "bridge.turn",
     "TurnWarning": "bridge.turn",
+    "Dispatcher": "bridge.dispatch",
+    "Busy": "bridge.dispatch",
+    "TurnHandle": "bridge.dispatch",
+    "ConversationKey": "bridge.sessions",
+    "SessionStore": "bridge.sessions",
+    "MemoryStore": "bridge.sessions",
+    "SQLiteStore": "bridge.store_sqlite",
+    "open_store": "bridge.store_sqlite",
 }
 
 
@@ -74,10 +85,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Attachment",
     "BridgeError",
+    "Busy",
+    "ConversationKey",
+    "Dispatcher",
     "ErrorReported",
     "Event",
     "LaunchError",
     "LaunchPlan",
+    "MemoryStore",
     "Partial",
     "PermissionDecision",
     "PermissionRequest",
@@ -86,14 +101,18 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProfileNotFoundError",
+    "SQLiteStore",
     "SessionCaptured",
+    "SessionStore",
     "Turn",
+    "TurnHandle",
     "TurnResult",
     "TurnWarning",
     "UsageError",
     "__version__",
     "build_plan",
     "load_profile",
+    "open_store",
     "preflight",
     "run_plan",
     "run_turn",

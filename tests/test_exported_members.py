@@ -42,3 +42,11 @@ def test_public_objects_say_where_they_live() -> None:
 def test_version_matches_the_package_metadata() -> None:
     assert agentproc.__version__ == "0.1.0"
     assert agentproc.__version__ == version("agentproc")
+
+
+def test_every_bridge_export_resolves() -> None:
+    import bridge
+
+    assert sorted(bridge.__all__) == sorted(set(bridge.__all__))
+    for name in bridge.__all__:
+        assert getattr(bridge, name) is not None, name
