@@ -326,6 +326,18 @@ class Context:
             self._buffered.append(text)
         return _DONE
 
+    def send_session(self, session_id: str) -> _Done:
+        """Name the agent's session now, before the reply is done, so the bridge
+        keeps it even if the turn later fails or is cut off. An invalid id is
+        not written (a warning goes to stderr). Works with or without ``await``.
+        """
+        value = wire.normalize_session_id(session_id) if isinstance(session_id, str) else None
+        if value is None:
+            _warn(f"ignoring invalid session id {session_id!r}: {wire.SESSION_ID_RULE}")
+        else:
+            self._out.write_lines([wire.session_line(value)])
+        return _DONE
+
     def send_error(self, text: str) -> _Done:
         """Fail the turn with ``text`` for the user; the handler keeps running.
 

@@ -330,9 +330,7 @@ class CliTurn:
             return
         if session_id != self.session_id:
             self.session_id = session_id
-            # The SDK's own writer: flushed at once, and dropped quietly if the
-            # bridge has gone away.
-            self.ctx._out.write_lines([wire.session_line(session_id)])
+            self.ctx.send_session(session_id)
 
     def delta(self, text: object) -> None:
         """A piece of the message being written; streamed at once."""

@@ -209,12 +209,17 @@ async def run_plan(
     requests.close()
     tail_events = turn.end_of_output()
     handle(tail_events)
+    # The last line, when it had no newline: the same callbacks as any other.
     for ev in tail_events:
-        if isinstance(ev, Partial) and partial_cb is not None and not callback_errors:
-            try:
+        if callback_errors:
+            break
+        try:
+            if event_cb is not None:
+                await _call(event_cb, ev)
+            if partial_cb is not None and isinstance(ev, Partial):
                 await _call(partial_cb, ev.text)
-            except Exception as exc:
-                fail("on_partial", exc)
+        except Exception as exc:
+            fail("on_event" if on_event else "on_partial", exc)
 
     result = turn.finish(exit_info)
     changes: dict[str, Any] = {

@@ -333,3 +333,18 @@ def test_permission_env_flag(
 ) -> None:
     r = run(sh(make_profile, "echo $${AGENT_PERMISSION:-off}", permission=True))
     assert r.reply == "1"
+
+
+def test_last_line_without_newline_reaches_every_callback(
+    make_profile: Callable[..., Path],
+) -> None:
+    from bridge import Event, Partial
+
+    profile = load_profile(sh(make_profile, "printf 'AGENT_PARTIAL:\"end\"'"))
+    partials: list[str] = []
+    events: list[Event] = []
+    r = anyio.run(
+        lambda: run_turn(profile, "x", on_partial=partials.append, on_event=events.append)
+    )
+    assert r.partials == partials == ["end"]
+    assert events == [Partial("end")]

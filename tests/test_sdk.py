@@ -739,3 +739,17 @@ def test_agent_and_result_basics() -> None:
     assert ProtocolError("why").message == "why"
     with pytest.raises(ValueError):
         Context(wire.turn_env("x", permission=True)).request_permission("")
+
+
+def test_send_session_writes_at_once_and_refuses_invalid_ids() -> None:
+    from agentproc import create_profile
+
+    def handle(ctx):  # type: ignore[no-untyped-def]
+        ctx.send_session("early-1")
+        ctx.send_session("bad/id")
+        return "done"
+
+    inv = create_profile(handle).invoke("hi")
+    assert inv.lines[0] == "AGENT_SESSION:early-1"
+    assert "bad/id" not in "".join(inv.lines) and "bad/id" in inv.stderr
+    assert inv.session_id == "early-1" and inv.exit_code == 0
