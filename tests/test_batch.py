@@ -12,17 +12,14 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import AGENTPROC, check_stderr, cli
 
 from bridge.batch import BatchInputError, parse_input
-
-AGENTPROC = str(Path(sys.executable).parent / "agentproc")
 
 #: Every result line has exactly these keys, with these types.
 RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -45,32 +42,6 @@ case "$AGENT_MESSAGE" in
   *) echo "You said: $AGENT_MESSAGE" ;;
 esac
 """
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def check_stderr(err: str) -> None:
-    assert "Traceback" not in err, err
-    assert "Exception ignored" not in err, err
-
-
-def cli(*args: str | Path, input: bytes | None = None, timeout: float = 20) -> Run:
-    proc = subprocess.run(
-        [AGENTPROC, *map(str, args)],
-        input=input,
-        stdin=subprocess.DEVNULL if input is None else None,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    run = Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-    check_stderr(run.err)
-    return run
 
 
 def results(text: str) -> list[dict[str, object]]:

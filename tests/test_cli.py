@@ -16,14 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import AGENTPROC, Run, check_stderr, cli
 
 from agentproc import __version__
 
-AGENTPROC = str(Path(sys.executable).parent / "agentproc")
 ROOT = Path(__file__).resolve().parent.parent
 ECHO = ROOT / "bridge" / "profiles" / "echo"
 AGENTS = Path(__file__).parent / "agents"
@@ -42,37 +41,6 @@ JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def check_stderr(err: str) -> None:
-    """No Python error reaches the user, whatever happened."""
-    assert "Traceback" not in err, err
-    assert "Exception ignored" not in err, err
-
-
-def cli(*args: str | Path, input: bytes | None = None, **kwargs: object) -> Run:
-    """Run ``agentproc ARGS`` to the end. stdin is /dev/null unless ``input`` is
-    given, so a terminal running pytest never reaches the command."""
-    kwargs.setdefault("timeout", 20)
-    if input is None:
-        kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.run(
-        [AGENTPROC, *map(str, args)],
-        input=input,
-        capture_output=True,
-        check=False,
-        **kwargs,  # type: ignore[call-overload]
-    )
-    run = Run(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
-    check_stderr(run.err)
-    return run
 
 
 def cli_json(*args: str | Path, input: bytes | None = None) -> tuple[Run, dict[str, object]]:
