@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest bench clean
+.PHONY: run test lint types pytest bench e2e clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,5 +32,19 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# The end-to-end suite: the real agent CLIs, at the versions pinned in e2e/
+# (package-lock.json for the Node CLIs, requirements-aider.txt for aider),
+# installed into e2e/ and run against a fake model server on loopback.
+E2E_STAMP := e2e/.installed
+
+$(E2E_STAMP): e2e/package.json e2e/package-lock.json e2e/requirements-aider.txt
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	test -x e2e/.venv-aider/bin/python || $(PY) -m venv e2e/.venv-aider
+	e2e/.venv-aider/bin/python -m pip install --quiet -r e2e/requirements-aider.txt
+	touch $(E2E_STAMP)
+
+e2e: $(STAMP) $(E2E_STAMP)
+	$(BIN)/pytest -q e2e/tests
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) e2e/node_modules e2e/.venv-aider $(E2E_STAMP) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Placeholder: the anthropic wire is written by the e2e work for its CLIs."""
