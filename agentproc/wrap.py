@@ -70,6 +70,8 @@ __all__ = [
     "describe_files",
     "fetch_attachments",
     "jsonl",
+    "retry_note",
+    "strip_ansi",
 ]
 
 #: How much of the end of a CLI's stderr is kept for the error message. The
@@ -277,8 +279,61 @@ def _json_object(line: str) -> Event | None:
     return value if isinstance(value, dict) else None
 
 
+#: Terminal control sequences: CSI (colours, cursor moves), OSC (titles, links),
+#: and lone two-byte escapes. CLIs colour their stderr even into a pipe; a chat
+#: message shows these as garbage.
+_ANSI = None
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences and carriage-return overprints."""
+    global _ANSI
+    if "\x1b" not in text and "\x9b" not in text and "\r" not in text:
+        return text
+    if _ANSI is None:
+        import re
+
+        _ANSI = re.compile(
+            r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final byte
+            r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC ... BEL or ST
+            r"|\x1b[@-Z\\-_]"  # two-byte escapes
+        )
+    text = _ANSI.sub("", text)
+    # A spinner redraws its line with "\r"; keep what the line finally showed.
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
+
+
+def retry_note(
+    *,
+    status: object = None,
+    attempt: object = None,
+    max_attempts: object = None,
+    delay_secs: object = None,
+    what: str = "the model server",
+) -> str:
+    """A short line saying a CLI is waiting to retry, from whatever it told us.
+
+    ``retry_note(status=529, attempt=2, max_attempts=10)`` is
+    ``"retrying: the model server answered 529, attempt 2 of 10"``.
+    """
+    parts = ["retrying"]
+    cause = f"{what} answered {status}" if status not in (None, "") else ""
+    count = ""
+    if isinstance(attempt, int) and not isinstance(attempt, bool):
+        count = f"attempt {attempt}"
+        if isinstance(max_attempts, int) and not isinstance(max_attempts, bool):
+            count += f" of {max_attempts}"
+    wait = ""
+    if isinstance(delay_secs, (int, float)) and not isinstance(delay_secs, bool) and delay_secs > 0:
+        wait = f"in {delay_secs:.0f} s" if delay_secs >= 1 else "shortly"
+    detail = ", ".join(p for p in (cause, count, wait) if p)
+    return f"{parts[0]}: {detail}" if detail else parts[0]
+
+
 def _stderr_tail(data: bytes) -> str:
-    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    text = strip_ansi(data.decode("utf-8", "replace"))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     text = " | ".join(lines[-TAIL_LINES:])
     return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1) :]
 
@@ -312,6 +367,8 @@ class CliTurn:
         self._pieces: list[str] = []
         #: Whether the CLI's text has been streamed (the next message needs a separator).
         self._said = False
+        self._after_status = False
+        self._last_status = ""
         self._notes_before: list[str] = []
         self._notes_after: list[str] = []
         self._folder: str | None = None
@@ -336,8 +393,9 @@ class CliTurn:
         """A piece of the message being written; streamed at once."""
         if not isinstance(text, str) or not text:
             return
-        if not self._pieces and self._said:
+        if (not self._pieces and self._said) or self._after_status:
             self._stream(MESSAGE_SEPARATOR)
+            self._after_status = False
         self._pieces.append(text)
         self._stream(text)
         self._said = True
@@ -351,6 +409,7 @@ class CliTurn:
         elif not pieces:
             if self._said:
                 self._stream(MESSAGE_SEPARATOR)
+            self._after_status = False
             self._stream(text)
             self._said = True
         if text:
@@ -383,6 +442,35 @@ class CliTurn:
         else:
             self._stream(text + MESSAGE_SEPARATOR)
             self._notes_before.append(text)
+
+    def status(self, text: str) -> None:
+        """Stream a short note about a wait (a retry, a reconnect) that is not the answer.
+
+        The note is its own paragraph in the streamed text, in parentheses, and
+        is left out of the final reply, as is the part of a message streamed
+        before it (a CLI that retries writes its message again from the start): a chat that shows the final reply in
+        place of the stream drops it, a terminal keeps it on screen. The same
+        note twice in a row is streamed once.
+        """
+        text = " ".join(text.split())
+        if not text or text == self._last_status:
+            return
+        self._last_status = text
+        self._stream((MESSAGE_SEPARATOR if self._said else "") + f"({text})")
+        self._said = True
+        # A retry starts its message over: what was streamed of it stays on
+        # screen but is not part of the reply, and the CLI's next text starts
+        # a new paragraph.
+        self._pieces = []
+        self._after_status = True
+
+    def stderr_text(self) -> str:
+        """What the CLI wrote on stderr so far (its last :data:`STDERR_TAIL_BYTES`), plain."""
+        return strip_ansi(bytes(self._stderr[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace"))
+
+    def streamed(self) -> bool:
+        """Whether anything (text, a note) has been streamed in this turn."""
+        return self._said
 
     def reply(self) -> str:
         """The answer: the final text, else the last message; with any notes."""
