@@ -20,8 +20,8 @@ run: $(STAMP)
 test: lint types pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agentproc bridge tests bench
-	$(BIN)/ruff format --check agentproc bridge tests bench
+	$(BIN)/ruff check agentproc bridge tests bench e2e
+	$(BIN)/ruff format --check agentproc bridge tests bench e2e
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -44,7 +44,7 @@ $(E2E_STAMP): e2e/package.json e2e/package-lock.json e2e/requirements-aider.txt
 	touch $(E2E_STAMP)
 
 e2e: $(STAMP) $(E2E_STAMP)
-	$(BIN)/pytest -q e2e/tests
+	sh e2e/offline.sh $(BIN)/pytest -q -p no:cacheprovider e2e/tests
 
 clean:
 	rm -rf $(VENV) e2e/node_modules e2e/.venv-aider $(E2E_STAMP) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
