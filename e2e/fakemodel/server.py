@@ -22,13 +22,13 @@ connection would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
 
 # --- behaviours -----------------------------------------------------------------------
 
@@ -153,10 +153,8 @@ class Exchange:
         self._h.close_connection = True
         import socket
 
-        try:
+        with contextlib.suppress(OSError):
             self._h.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 #: A vendor module's entry: (exchange, behaviour or None for a non-model request)
