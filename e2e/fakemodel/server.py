@@ -181,9 +181,9 @@ class FakeModel:
         self._routes: list[Route] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        from . import anthropic, gemini, openai
+        from . import anthropic, gemini, openai_chat, openai_responses
 
-        for module in (anthropic, gemini, openai):
+        for module in (anthropic, gemini, openai_chat, openai_responses):
             route = getattr(module, "route", None)
             if route is not None:
                 self._routes.append(route)
