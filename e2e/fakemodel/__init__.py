@@ -3,7 +3,8 @@
 The core (:mod:`.server`) owns the socket, the request log and the script of
 behaviours; one module per vendor API renders a behaviour in that API's wire
 format: :mod:`.anthropic` (Messages, SSE), :mod:`.openai_responses` (Responses,
-SSE), :mod:`.openai_chat` (Chat Completions, SSE), :mod:`.gemini` (generateContent / streamGenerateContent).
+SSE), :mod:`.openai_chat` (Chat Completions, SSE), :mod:`.gemini`
+(generateContent / streamGenerateContent).
 """
 
 from .server import Behaviour, Cut, FakeModel, Recorded, Reply, Status, ToolUse

@@ -1,1 +1,1 @@
-"""Placeholder: the OpenAI Chat Completions wire (SSE), written by the e2e work for opencode, aider and llm."""
+"""Placeholder: the OpenAI Chat Completions wire (SSE), for opencode, aider and llm."""
