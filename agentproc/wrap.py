@@ -71,6 +71,7 @@ __all__ = [
     "fetch_attachments",
     "jsonl",
     "retry_note",
+    "run_resuming",
     "strip_ansi",
 ]
 
@@ -448,9 +449,10 @@ class CliTurn:
 
         The note is its own paragraph in the streamed text, in parentheses, and
         is left out of the final reply, as is the part of a message streamed
-        before it (a CLI that retries writes its message again from the start): a chat that shows the final reply in
-        place of the stream drops it, a terminal keeps it on screen. The same
-        note twice in a row is streamed once.
+        before it (a CLI that retries writes its message again from the
+        start): a chat that shows the final reply in place of the stream drops
+        it, a terminal keeps it on screen. The same note twice in a row is
+        streamed once.
         """
         text = " ".join(text.split())
         if not text or text == self._last_status:
@@ -647,6 +649,52 @@ class CliTurn:
                 else f"{what} (it wrote nothing on stderr)"
             )
         return AgentResult(self.reply())
+
+
+def run_resuming(
+    ctx: Context,
+    cli: Cli,
+    argv: Callable[[CliTurn, str], list[str]],
+    on_event: Callable[[CliTurn, Any], None],
+    *,
+    lost: Callable[[CliTurn, int], bool],
+    on_exit: Callable[[CliTurn, int], None] | None = None,
+    **run_options: Any,
+) -> AgentResult:
+    """Resume the conversation's CLI session, or start a fresh one when it is gone.
+
+    A CLI keeps its sessions in its own store, often per project folder: a
+    session id the bridge holds can stop working (the turn that made it failed
+    before the CLI saved it, the conversation moved to another folder, the
+    CLI's files were removed). Resuming it would then fail every later turn.
+    ``argv(turn, session_id)`` builds the command line (``session_id`` empty
+    for a new session); ``lost(turn, exit_code)`` tells, after a failed run,
+    whether it failed because the session could not be found. Then, when the
+    CLI streamed nothing, the turn is run again as a new session, and the
+    reply opens with a note saying so, so nobody is surprised the agent
+    forgot the conversation.
+    """
+    exit_code: list[int] = []
+
+    def remember_exit(turn: CliTurn, code: int) -> None:
+        exit_code.append(code)
+        if on_exit is not None:
+            on_exit(turn, code)
+
+    turn = CliTurn(ctx, cli)
+    try:
+        return turn.run(argv(turn, ctx.session_id), on_event, on_exit=remember_exit, **run_options)
+    except ProtocolError:
+        code = exit_code[-1] if exit_code else -1
+        if not ctx.session_id or turn.streamed() or not lost(turn, code):
+            raise
+    fresh = CliTurn(ctx, cli)
+    fresh.note(
+        f"(The earlier {cli.name} session {ctx.session_id} could not be resumed here, "
+        "so this reply starts a new session: the agent does not remember the "
+        "conversation before this message.)"
+    )
+    return fresh.run(argv(fresh, ""), on_event, on_exit=on_exit, **run_options)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

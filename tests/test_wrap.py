@@ -91,3 +91,61 @@ def test_a_failed_cli_is_quoted_without_colour_codes() -> None:
     assert "exited with code 3" in error
     assert "Error: key rejected" in error
     assert "\x1b" not in error and "[1;31m" not in error
+
+
+def _resuming(ctx):  # type: ignore[no-untyped-def]
+    from agentproc.wrap import run_resuming
+
+    # A "CLI" that knows only the session "good": anything else is lost.
+    script = (
+        "import sys\n"
+        "sid = sys.argv[1]\n"
+        "if sid not in ('', 'good'):\n"
+        "    sys.stderr.write(f'No conversation found with session ID: {sid}\\n'); sys.exit(1)\n"
+        "print('new' if not sid else 'resumed')\n"
+    )
+
+    def argv(turn: CliTurn, session_id: str) -> list[str]:
+        return [sys.executable, "-c", script, session_id]
+
+    def on_line(turn: CliTurn, line: str) -> None:
+        turn.session("fresh" if line == "new" else None)
+        turn.message(line)
+
+    def lost(turn: CliTurn, code: int) -> bool:
+        return code == 1 and "No conversation found" in turn.stderr_text()
+
+    return run_resuming(ctx, PY, argv, on_line, lost=lost, json_lines=False)
+
+
+def test_run_resuming_resumes_a_known_session() -> None:
+    run = create_profile(_resuming).invoke("hi", session_id="good")
+    assert run.exit_code == 0
+    assert run.body == "resumed"
+
+
+def test_run_resuming_starts_fresh_with_a_note_when_the_session_is_gone() -> None:
+    run = create_profile(_resuming).invoke("hi", session_id="stale")
+    assert run.exit_code == 0, run.stderr
+    assert run.session_id == "fresh"
+    assert run.body.endswith("new")
+    assert "session stale could not be resumed" in run.body
+    assert "does not remember" in run.body
+
+
+def test_run_resuming_does_not_retry_a_new_session() -> None:
+    def broken(ctx):  # type: ignore[no-untyped-def]
+        from agentproc.wrap import run_resuming
+
+        calls: list[str] = []
+
+        def argv(turn: CliTurn, session_id: str) -> list[str]:
+            calls.append(session_id)
+            assert len(calls) == 1, "ran twice"
+            return [sys.executable, "-c", "import sys; sys.exit(1)"]
+
+        return run_resuming(ctx, PY, argv, lambda t, e: None, lost=lambda t, c: True)
+
+    run = create_profile(broken).invoke("hi")
+    assert run.exit_code == 1
+    assert "exited with code 1" in run.errors[0]
