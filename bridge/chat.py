@@ -23,7 +23,7 @@ from .dispatch import Busy, Dispatcher, Finished, PartialText, Subscription
 from .errors import BridgeError
 from .profile import Profile
 from .sessions import ConversationKey, SessionStore
-from .terminal import StdinLines, ask_permission, deny_without_terminal
+from .terminal import StdinLines, ask_permission, deny_without_terminal, write_reply
 from .turn import TurnResult
 
 HELP = """\
@@ -150,11 +150,7 @@ class TerminalChat:
             self._running_turn = None
 
     def _show(self, result: TurnResult, streamed: list[str]) -> None:
-        if streamed and not streamed[-1].endswith("\n"):
-            self.out.write("\n")
-        if result.reply:
-            self.out.write(result.reply + "\n")
-        self.out.flush()
+        write_reply(self.out, self.err, streamed, result.reply)
         for warning in result.warnings:
             self.say(f"warning: {warning}")
         if result.error is not None:

@@ -225,14 +225,9 @@ def _print_json(result: TurnResult) -> None:
 
 
 def _print_human(result: TurnResult, printed: list[str]) -> None:
-    out = sys.stdout
-    if result.reply:
-        if printed and not printed[-1].endswith("\n"):
-            out.write("\n")
-        out.write(result.reply + "\n")
-    elif printed and not printed[-1].endswith("\n"):
-        out.write("\n")
-    out.flush()
+    from .terminal import write_reply
+
+    write_reply(sys.stdout, sys.stderr, printed, result.reply)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if result.session_captured:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import TextIO
 
 import anyio
 
@@ -75,3 +77,51 @@ def deny_without_terminal(req: PermissionRequest, why: str) -> PermissionDecisio
     """Deny when no one can be asked, and say so on stderr."""
     sys.stderr.write(f"agentproc: denied {req.tool}: {why}\n")
     return PermissionDecision(False, None, f"denied: the bridge has no terminal to ask ({why})")
+
+
+# --- showing a turn's reply after its streamed text ------------------------------------------
+
+#: The line that tells the final reply apart from the streamed text above it.
+FINAL_HEADER = "--- final reply ---"
+
+
+def use_color(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that takes ANSI styles (NO_COLOR and
+    TERM=dumb turn them off)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def reply_was_streamed(streamed: str, reply: str) -> bool:
+    """True when the final reply is already on screen: the streamed text,
+    stripped, ends with the reply, stripped. Wrappers may stream a short note
+    ("(retrying: ...)") before the answer, and an agent that retried streams
+    its answer again; both still end with the final reply."""
+    shown = streamed.strip()
+    return bool(shown) and shown.endswith(reply.strip())
+
+
+def write_reply(out: TextIO, notes: TextIO, streamed: Sequence[str], reply: str) -> None:
+    """End a turn on the terminal: close the streamed line, then print the
+    final reply unless it only repeats what streamed.
+
+    When text streamed and the reply differs from it, a header line on
+    ``notes`` (stderr; dim on a terminal) marks the reply as the final version,
+    so ``out`` carries nothing but the agent's text."""
+    text = "".join(streamed)
+    if text and not text.endswith("\n"):
+        out.write("\n")
+    if reply and not reply_was_streamed(text, reply):
+        if text.strip():
+            out.flush()
+            header = FINAL_HEADER
+            if use_color(notes):
+                header = f"\x1b[2m{header}\x1b[0m"
+            notes.write(header + "\n")
+            notes.flush()
+        out.write(reply + "\n")
+    out.flush()
