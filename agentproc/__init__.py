@@ -8,7 +8,7 @@ Importing it is cheap on purpose: a Python agent is started for every turn.
 """
 
 from agentproc._sdk import Agent, AgentResult, Context, Invocation, ProtocolError, create_profile
-from agentproc.history import HistoryEntry, append_history, load_history
+from agentproc.history import HistoryEntry, append_history, load_history, session_file_path
 from agentproc.wire import Attachment, PermissionDecision
 
 __version__ = "0.1.0"
@@ -26,4 +26,5 @@ __all__ = [
     "append_history",
     "create_profile",
     "load_history",
+    "session_file_path",
 ]

@@ -215,9 +215,9 @@ class Context:
 
     Fields come from the ``AGENT_*`` environment variables, with defaults that
     make an agent easy to run by hand (``AGENT_MESSAGE=hi python3 agent.py``):
-    a missing variable is an empty string, ``session_name`` is ``"default"``,
-    ``streaming`` is on, ``image_url``/``file_url`` are None, ``attachments``
-    is an empty list and ``permission`` is off.
+    a missing variable is an empty string (``image_url`` and ``file_url``
+    included), ``session_name`` is ``"default"``, ``streaming`` is on,
+    ``attachments`` is an empty list and ``permission`` is off.
     """
 
     __slots__ = (
@@ -258,8 +258,8 @@ class Context:
         self.from_user = env.get(wire.ENV_FROM_USER, "")
         self.streaming = env.get(wire.ENV_STREAMING) != "0"
         self.protocol_version = env.get(wire.ENV_PROTOCOL_VERSION, "")
-        self.image_url = env.get(wire.ENV_IMAGE_URL) or None
-        self.file_url = env.get(wire.ENV_FILE_URL) or None
+        self.image_url = env.get(wire.ENV_IMAGE_URL, "")
+        self.file_url = env.get(wire.ENV_FILE_URL, "")
         self.permission = env.get(wire.ENV_PERMISSION) == "1"
         self._out = _Output(sys.stdout if stdout is None else stdout)
         self._stdin = sys.stdin if stdin is None else stdin
@@ -273,32 +273,37 @@ class Context:
     def message(self) -> str:
         """The user's message; empty when there is none.
 
-        The bridge leaves ``AGENT_MESSAGE`` out only when the message is too
-        large for the environment and travels on stdin instead; then it is read
-        from stdin (once, on first use). Without a bridge (no
-        ``AGENT_PROTOCOL_VERSION``) or with the permission channel on, stdin is
-        never read for it, so running by hand cannot hang.
+        When the message is too large for the environment the bridge sets
+        ``AGENT_MESSAGE_ON_STDIN=1`` (and leaves ``AGENT_MESSAGE`` out): the
+        message is then read from stdin, once, on first use. A bridge that
+        leaves ``AGENT_MESSAGE`` out without the flag is read the same way.
+        Without a bridge (no ``AGENT_PROTOCOL_VERSION``, no flag) or with the
+        permission channel on, stdin is never read for it, so running by hand
+        cannot hang.
         """
         if self._message is None:
             self._message = self._read_message()
         return self._message
 
     def _read_message(self) -> str:
+        on_stdin = self.environ.get(wire.ENV_MESSAGE_ON_STDIN) == "1"
         value = self.environ.get(wire.ENV_MESSAGE)
-        if value is not None:
+        if value is not None and not on_stdin:
             return value
-        if not self.protocol_version or self.permission or self._stdin is None:
+        if self.permission or self._stdin is None:
+            return value or ""
+        if not on_stdin and not self.protocol_version:
             return ""
         try:
             if self._stdin.isatty():
-                return ""
+                return value or ""
             binary = getattr(self._stdin, "buffer", None)
             if binary is not None:
                 data: bytes = binary.read()
                 return data.decode("utf-8", "replace")
             return self._stdin.read()
         except (OSError, ValueError):
-            return ""
+            return value or ""
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -355,25 +360,39 @@ class Context:
         tool: str,
         input: Mapping[str, object] | None = None,
         description: str = "",
+        *,
+        tool_use_id: str = "",
     ) -> PermissionDecision:
         """Ask the user whether the agent may use ``tool``; blocks until answered.
 
-        Writes one permission request line and reads the one answer line from
-        stdin. Anything that is not a readable answer (EOF, a garbled line) is
-        a denial whose ``message`` says why, so a caller only has to check
-        ``decision.allow``. Without a permission channel the request is denied
-        at once. The decision works with or without ``await``.
+        ``input`` is the tool's arguments (shown to the person), ``description``
+        one line about it, ``tool_use_id`` the wrapped CLI's own id of the call.
+        Writes one permission request line (the wire's ``request_id``,
+        ``tool_name``, ``input``, ... plus the short ``id`` and ``tool``) and
+        reads the one answer line from stdin, in either shape (``behavior`` or
+        ``allow``). Anything that is not a readable answer (EOF, a garbled
+        line) is a denial whose ``message`` says why, so a caller only has to
+        check ``decision.allow``. Without a permission channel the request is
+        denied at once. The decision works with or without ``await``.
         """
         if not self.permission:
             return wire.PermissionDecision(False, None, NO_PERMISSION_CHANNEL)
         if not isinstance(tool, str) or not tool:
             raise ValueError("request_permission needs a non-empty tool name")
+        if input is not None and not hasattr(input, "keys"):
+            raise TypeError(
+                f"request_permission input must be a dict of the tool's arguments, "
+                f"not {type(input).__name__}"
+            )
+        if not isinstance(tool_use_id, str):
+            raise TypeError("request_permission tool_use_id must be a str")
         self._next_request_id += 1
         request = wire.PermissionRequest(
             str(self._next_request_id),
             tool,
             dict(input) if input is not None else None,
-            description,
+            description if isinstance(description, str) else str(description),
+            tool_use_id,
         )
         if not self._out.write_lines([wire.permission_request_line(request.to_dict())]):
             return wire.PermissionDecision(

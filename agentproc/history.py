@@ -2,7 +2,9 @@
 
 A file lives at ``<root>/sessions/<session_id>.jsonl``, where root is
 ``$AGENTPROC_HOME`` or ``~/.agentproc``. Each line is one JSON object with
-``role``, ``content``, ``timestamp`` and, when given, ``meta``.
+``role``, ``content``, ``timestamp`` and, when given, ``meta``. That is the
+line format of the reference SDK of this wire too (which writes the first three
+keys and ignores others), so either SDK reads the other's files.
 
 Why this shape: an agent process lives for one turn, so what it remembers must
 be on disk, and appending one line per entry costs the same however long the
@@ -27,6 +29,14 @@ from agentproc import wire
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
+    from typing import overload
+else:
+
+    def overload(function: object) -> object:
+        # typing costs an import on every turn; the overloads only matter to type checkers.
+        return function
+
 
 #: Sub-folder of the root that holds one file per session.
 SESSIONS_DIR = "sessions"
@@ -82,6 +92,8 @@ class HistoryEntry:
         timestamp, meta = data.get("timestamp"), data.get("meta")
         if not isinstance(role, str) or not role:
             raise ValueError("history entry 'role' must be a non-empty string")
+        if content is None and "content" in data:
+            content = ""  # an explicit null: a reply with no text, as other writers store it
         if not isinstance(content, str):
             raise ValueError("history entry 'content' must be a string")
         if timestamp is not None and not isinstance(timestamp, str):
@@ -192,49 +204,123 @@ def _warn(message: str) -> None:
             pass
 
 
-def append_history(
-    session_id: str, entry: HistoryEntry | str, content: str | None = None
-) -> HistoryEntry:
-    """Append one entry to a session's history and return it as written.
+def session_file_path(session_id: str) -> Path:
+    """The history file of ``session_id``: ``<root>/sessions/<session_id>.jsonl``.
 
-    Call it as ``append_history(sid, "user", text)`` or with a ready
-    :class:`HistoryEntry`. An entry without a timestamp gets the current time.
-    Raises ValueError when ``session_id`` is not safe as a file name (an empty
-    id included: a new conversation has no session yet).
+    The folders are created (private, 0700) so the path can be opened for
+    writing at once; the file itself may not exist yet. Raises ValueError when
+    ``session_id`` is empty or not safe as a file name.
     """
-    if isinstance(entry, HistoryEntry):
-        if content is not None:
-            raise TypeError("pass either a HistoryEntry or a role and its content, not both")
-    elif isinstance(entry, str):
-        if content is None:
-            raise TypeError("append_history(session_id, role, content) needs the content")
-        entry = HistoryEntry(entry, content)
-    else:
-        raise TypeError(
-            f"append_history needs a HistoryEntry or a role string, not {type(entry).__name__}"
-        )
+    from pathlib import Path
+
     path = _session_path(session_id)
     if path is None:
-        raise ValueError(
-            f"cannot keep history for session id {session_id!r}: {wire.SESSION_ID_RULE}"
-        )
-    if entry.timestamp is None:
-        entry = HistoryEntry(entry.role, entry.content, _now(), entry.meta)
-    data = _encode_line(entry)
+        if session_id == "":
+            raise ValueError(f"an empty session id has no history file; {_NO_SESSION_HINT}")
+        raise ValueError(f"no history file for session id {session_id!r}: {wire.SESSION_ID_RULE}")
+    _make_folders()
+    return Path(path)
+
+
+#: Said when a turn without a session id tries to keep history.
+_NO_SESSION_HINT = (
+    "a new conversation has no session id yet: make one (for example uuid.uuid4().hex) "
+    "and return it with AgentResult(reply, session_id=...)"
+)
+
+
+def _make_folders() -> None:
     home = _home()
     _make_private_dir(home)
     _make_private_dir(os.path.join(home, SESSIONS_DIR))
+
+
+def _entries_of(entry: object, content: str | None) -> tuple[list[HistoryEntry], bool]:
+    """The entries an ``append_history`` call names, and whether it named one or a list."""
+    if isinstance(entry, HistoryEntry):
+        if content is not None:
+            raise TypeError("pass either a HistoryEntry or a role and its content, not both")
+        return [entry], True
+    if isinstance(entry, str):
+        if content is None:
+            raise TypeError(
+                "append_history(session_id, role, content) needs the content; or pass a list: "
+                "append_history(session_id, [HistoryEntry(role=..., content=...)])"
+            )
+        return [HistoryEntry(entry, content)], True
+    if isinstance(entry, list | tuple):
+        if content is not None:
+            raise TypeError("pass either a list of entries or a role and its content, not both")
+        for index, item in enumerate(entry):
+            if not isinstance(item, HistoryEntry):
+                raise TypeError(
+                    f"append_history entries must be HistoryEntry objects; item {index} is "
+                    f"{type(item).__name__}"
+                )
+        return list(entry), False
+    raise TypeError(
+        "append_history needs a list of HistoryEntry, one HistoryEntry, or a role and its "
+        f"content, not {type(entry).__name__}"
+    )
+
+
+@overload
+def append_history(session_id: str, entry: HistoryEntry) -> HistoryEntry: ...
+@overload
+def append_history(session_id: str, entry: str, content: str) -> HistoryEntry: ...  # noqa: F811
+@overload
+def append_history(  # noqa: F811
+    session_id: str, entry: list[HistoryEntry] | tuple[HistoryEntry, ...]
+) -> list[HistoryEntry]: ...
+def append_history(  # noqa: F811
+    session_id: str,
+    entry: HistoryEntry | str | list[HistoryEntry] | tuple[HistoryEntry, ...],
+    content: str | None = None,
+) -> HistoryEntry | list[HistoryEntry]:
+    """Append to a session's history; return what was written.
+
+    Three call shapes::
+
+        append_history(sid, [HistoryEntry(role="user", content=text), ...])  # -> list
+        append_history(sid, HistoryEntry("assistant", reply))                # -> entry
+        append_history(sid, "user", text)                                    # -> entry
+
+    Entries without a timestamp get the current time. A list is written in
+    one piece: a reader never sees part of it. An empty ``session_id`` (a new
+    conversation that has no session yet) writes nothing and says so on
+    stderr, as the reference SDK skips it too; any other id that is not safe
+    as a file name raises ValueError.
+    """
+    entries, single = _entries_of(entry, content)
+    path = _session_path(session_id)
+    if path is None and session_id != "":
+        raise ValueError(
+            f"cannot keep history for session id {session_id!r}: {wire.SESSION_ID_RULE}"
+        )
+    stamp = _now() if any(e.timestamp is None for e in entries) else ""
+    written = [
+        e if e.timestamp is not None else HistoryEntry(e.role, e.content, stamp, e.meta)
+        for e in entries
+    ]
+    if path is None:
+        _warn(f"history not kept: {_NO_SESSION_HINT}")
+    elif written:
+        _append_lines(path, b"".join(_encode_line(e) for e in written))
+    return written[0] if single else written
+
+
+def _append_lines(path: str, data: bytes) -> None:
+    _make_folders()
     fd = _open_for_append(path)
     try:
         _lock(fd, exclusive=True)
-        # One write per entry; the loop only matters for a short write
-        # (a full disk), and the lock still keeps the entry in one piece.
+        # One write for all the lines; the loop only matters for a short write
+        # (a full disk), and the lock still keeps them in one piece.
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-    return entry
 
 
 def load_history(session_id: str, limit: int | None = None) -> list[HistoryEntry]:

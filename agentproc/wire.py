@@ -31,6 +31,8 @@ ENV_IMAGE_URL = "AGENT_IMAGE_URL"
 ENV_FILE_URL = "AGENT_FILE_URL"
 ENV_ATTACHMENTS = "AGENT_ATTACHMENTS"
 ENV_PERMISSION = "AGENT_PERMISSION"
+#: ``1`` when the message is too large for ``AGENT_MESSAGE`` and only stdin carries it.
+ENV_MESSAGE_ON_STDIN = "AGENT_MESSAGE_ON_STDIN"
 
 #: Every variable the bridge sets for a turn. A profile's ``env`` cannot set these.
 TURN_ENV_VARS = (
@@ -44,6 +46,7 @@ TURN_ENV_VARS = (
     ENV_FILE_URL,
     ENV_ATTACHMENTS,
     ENV_PERMISSION,
+    ENV_MESSAGE_ON_STDIN,
 )
 
 DEFAULT_SESSION_NAME = "default"
@@ -434,8 +437,9 @@ def turn_env(
 ) -> dict[str, str]:
     """The ``AGENT_*`` variables for one turn, as the bridge sets them.
 
-    ``message=None`` leaves ``AGENT_MESSAGE`` out (used when the message only
-    travels on stdin because it is too large for the environment).
+    ``message=None`` leaves ``AGENT_MESSAGE`` out and sets
+    ``AGENT_MESSAGE_ON_STDIN=1`` instead: the message is too large for the
+    environment and travels on stdin only.
     """
     env = {
         ENV_SESSION_ID: session_id,
@@ -446,6 +450,8 @@ def turn_env(
     }
     if message is not None:
         env[ENV_MESSAGE] = message
+    else:
+        env[ENV_MESSAGE_ON_STDIN] = "1"
     atts = list(attachments)
     if atts:
         env[ENV_ATTACHMENTS] = encode_attachments(atts)
@@ -462,32 +468,80 @@ def turn_env(
 
 # --- permission frames -------------------------------------------------------------
 #
-# Request (agent -> bridge, one stdout line):
-#   AGENT_PERMISSION_REQUEST:{"id": "1", "tool": "Bash", "input": {...}, "description": "..."}
-# Response (bridge -> agent, one stdin line per request, in request order):
-#   AGENT_PERMISSION_RESPONSE:{"id": "1", "allow": false, "updated_input": null, "message": "..."}
+# Request (agent -> bridge, one stdout line). The field names are those of the
+# reference implementation of this wire; a reader also takes the short names
+# ``id`` and ``tool`` that earlier agents of this project write:
+#   AGENT_PERMISSION_REQUEST:{"request_id": "1", "tool_name": "Bash", "input": {...},
+#                             "description": "...", "tool_use_id": "..."}
+# Response (bridge -> agent, one stdin line per request, in request order). It
+# carries both answer shapes, so agents written against either one can read it:
+#   AGENT_PERMISSION_RESPONSE:{"request_id": "1", "behavior": "deny", "message": "...",
+#                              "id": "1", "allow": false, "updated_input": null}
+
+#: The answers ``behavior`` may give.
+BEHAVIOR_ALLOW = "allow"
+BEHAVIOR_DENY = "deny"
+
+UNREADABLE_RESPONSE = "unreadable permission response"
+
+
+def _field(data: dict[str, object], long: str, short: str) -> object:
+    """The value of ``long``, else of ``short`` (None and "" count as absent)."""
+    value = data.get(long)
+    if value is None or value == "":
+        value = data.get(short)
+    return value
 
 
 class PermissionRequest:
-    """An agent's request to use a tool: ``id``, ``tool``, ``input``, ``description``."""
+    """An agent's request to use a tool.
 
-    __slots__ = ("description", "id", "input", "tool")
+    ``id`` (the wire's ``request_id``), ``tool`` (``tool_name``), ``input``,
+    ``description`` and ``tool_use_id`` (the agent CLI's own id of the tool
+    call, when it has one).
+    """
+
+    __slots__ = ("description", "id", "input", "tool", "tool_use_id")
 
     def __init__(
-        self, id: str, tool: str, input: dict[str, object] | None = None, description: str = ""
+        self,
+        id: str,
+        tool: str,
+        input: dict[str, object] | None = None,
+        description: str = "",
+        tool_use_id: str = "",
     ) -> None:
         self.id = id
         self.tool = tool
         self.input = input if input is not None else {}
         self.description = description
+        self.tool_use_id = tool_use_id
+
+    @property
+    def request_id(self) -> str:
+        """The wire name of :attr:`id`."""
+        return self.id
+
+    @property
+    def tool_name(self) -> str:
+        """The wire name of :attr:`tool`."""
+        return self.tool
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "tool": self.tool,
+        """The request as written on the wire: the reference's field names, then the
+        short ``id`` and ``tool`` for bridges that only know those."""
+        out: dict[str, object] = {
+            "request_id": self.id,
+            "tool_name": self.tool,
             "input": self.input,
-            "description": self.description,
         }
+        if self.description:
+            out["description"] = self.description
+        if self.tool_use_id:
+            out["tool_use_id"] = self.tool_use_id
+        out["id"] = self.id
+        out["tool"] = self.tool
+        return out
 
     def summary(self, width: int = 120) -> str:
         """One line for a human: the description, or the input compacted."""
@@ -503,7 +557,9 @@ class PermissionRequest:
     def from_payload(cls, raw: str, fallback_id: str) -> PermissionRequest:
         """Parse a request payload; raises ValueError naming what is wrong.
 
-        ``fallback_id`` is used when the request carries no ``id``.
+        Either name of a field works (``request_id`` or ``id``, ``tool_name``
+        or ``tool``); when both are given the reference's name wins.
+        ``fallback_id`` is used when the request carries no id.
         """
         import json
 
@@ -511,21 +567,34 @@ class PermissionRequest:
             data = json.loads(raw)
         except ValueError as exc:
             raise ValueError(f"permission request is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("permission request is not valid JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise ValueError("permission request must be a JSON object")
-        tool = data.get("tool")
+        tool = _field(data, "tool_name", "tool")
         if not isinstance(tool, str) or not tool:
-            raise ValueError("permission request needs a non-empty string 'tool'")
+            raise ValueError("permission request needs a non-empty string 'tool_name' (or 'tool')")
         inp = data.get("input", {})
         if inp is None:
             inp = {}
         if not isinstance(inp, dict):
             raise ValueError("permission request 'input' must be a JSON object")
         desc = data.get("description", "")
-        if not isinstance(desc, str):
+        if desc is None:
+            desc = ""
+        elif not isinstance(desc, str):
             desc = str(desc)
-        rid = data.get("id", fallback_id)
-        return cls(str(rid) if rid is not None else fallback_id, tool, inp, desc)
+        rid = _field(data, "request_id", "id")
+        if rid is None or rid == "":
+            rid = fallback_id
+        elif isinstance(rid, bool) or not isinstance(rid, str | int | float):
+            raise ValueError("permission request 'request_id' must be a string (or a number)")
+        use_id = data.get("tool_use_id")
+        if use_id is None:
+            use_id = ""
+        elif not isinstance(use_id, str):
+            raise ValueError("permission request 'tool_use_id' must be a string")
+        return cls(str(rid), tool, inp, desc, use_id)
 
     def __repr__(self) -> str:
         return f"PermissionRequest(id={self.id!r}, tool={self.tool!r}, input={self.input!r})"
@@ -548,32 +617,70 @@ class PermissionDecision:
         self.updated_input = updated_input
         self.message = message
 
+    @property
+    def behavior(self) -> str:
+        """``"allow"`` or ``"deny"``, as the wire's ``behavior`` field says it."""
+        return BEHAVIOR_ALLOW if self.allow else BEHAVIOR_DENY
+
     def to_response(self, request_id: str) -> dict[str, object]:
-        return {
-            "id": request_id,
-            "allow": self.allow,
-            "updated_input": self.updated_input,
-            "message": self.message,
-        }
+        """The response payload: ``request_id``, ``behavior``, ``updated_input`` when
+        set, ``message``, and the short form's ``id`` and ``allow``."""
+        out: dict[str, object] = {"request_id": request_id, "behavior": self.behavior}
+        if self.updated_input is not None:
+            out["updated_input"] = self.updated_input
+        out["message"] = self.message
+        out["id"] = request_id
+        out["allow"] = self.allow
+        return out
 
     @classmethod
     def from_payload(cls, raw: str) -> PermissionDecision:
-        """Parse a response payload; anything unreadable is a denial."""
+        """Parse a response payload in either shape; anything unreadable is a denial.
+
+        ``behavior`` (``"allow"``/``"deny"``) and ``allow`` (a JSON boolean) are
+        both understood. When both are present they must agree; an answer that
+        is not clearly "allow" denies, with a message that says why.
+        """
         import json
 
         try:
             data = json.loads(raw)
-        except ValueError:
-            return cls(False, None, "unreadable permission response")
+        except (ValueError, RecursionError):
+            return cls(False, None, UNREADABLE_RESPONSE)
         if not isinstance(data, dict):
-            return cls(False, None, "unreadable permission response")
+            return cls(False, None, f"{UNREADABLE_RESPONSE}: not a JSON object")
         upd = data.get("updated_input")
         msg = data.get("message", "")
-        return cls(
-            data.get("allow") is True,
-            upd if isinstance(upd, dict) else None,
-            msg if isinstance(msg, str) else str(msg),
-        )
+        message = "" if msg is None else msg if isinstance(msg, str) else str(msg)
+        updated = upd if isinstance(upd, dict) else None
+        behavior = data.get("behavior")
+        flag = data.get("allow")
+        votes: list[bool] = []
+        if behavior is not None:
+            if behavior not in (BEHAVIOR_ALLOW, BEHAVIOR_DENY):
+                return cls(
+                    False,
+                    None,
+                    f'{UNREADABLE_RESPONSE}: \'behavior\' must be "allow" or "deny", '
+                    f"not {json.dumps(behavior)[:40]}",
+                )
+            votes.append(behavior == BEHAVIOR_ALLOW)
+        if flag is not None:
+            if not isinstance(flag, bool):
+                return cls(
+                    False,
+                    None,
+                    f"{UNREADABLE_RESPONSE}: 'allow' must be true or false, "
+                    f"not {json.dumps(flag)[:40]}",
+                )
+            votes.append(flag)
+        if not votes:
+            return cls(False, None, f"{UNREADABLE_RESPONSE}: it has neither 'behavior' nor 'allow'")
+        if len(set(votes)) > 1:
+            return cls(
+                False, None, f"{UNREADABLE_RESPONSE}: 'behavior' and 'allow' disagree; denied"
+            )
+        return cls(votes[0], updated if votes[0] else None, message)
 
     def __await__(self) -> Generator[None, None, PermissionDecision]:
         # A generator that yields nothing: awaiting it returns at once.

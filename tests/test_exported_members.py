@@ -19,6 +19,7 @@ EXPECTED = [
     "append_history",
     "create_profile",
     "load_history",
+    "session_file_path",
 ]
 
 

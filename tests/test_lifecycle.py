@@ -6,6 +6,7 @@ a hang into a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -324,7 +325,11 @@ def test_permission_handler_error_is_a_denial(py_agent: Callable[..., Path]) -> 
 def test_unreadable_permission_request_gets_a_denial(make_profile: Callable[..., Path]) -> None:
     script = "echo 'AGENT_PERMISSION_REQUEST:{broken'; read line; echo \"got: $line\""
     r = run(sh(make_profile, script, permission=True), on_permission=lambda req: True)
-    assert r.reply.startswith('got: AGENT_PERMISSION_RESPONSE:{"id": "1", "allow": false')
+    line = r.reply.removeprefix("got: AGENT_PERMISSION_RESPONSE:")
+    response = json.loads(line)
+    assert (response["request_id"], response["behavior"]) == ("1", "deny")
+    assert (response["id"], response["allow"]) == ("1", False)
+    assert response["message"].startswith("denied: permission request is not valid JSON")
     assert "not valid JSON" in r.reply
 
 

@@ -278,8 +278,8 @@ def test_context_defaults_without_any_agent_variable() -> None:
         "from_user": "",
         "streaming": True,
         "protocol_version": "",
-        "image_url": None,
-        "file_url": None,
+        "image_url": "",
+        "file_url": "",
         "attachments": [],
         "permission": False,
     }
@@ -347,6 +347,33 @@ def test_message_too_large_for_the_environment_is_read_from_stdin() -> None:
     assert run.lines == ["You said: big message ✓"]
 
 
+def test_flag_says_the_message_is_on_stdin() -> None:
+    """The bridge sets AGENT_MESSAGE_ON_STDIN=1 when the message did not fit the
+    environment; the SDK then reads stdin, with or without AGENT_MESSAGE."""
+    run = run_agent(case="reply_str", message=None, stdin=b"from stdin")
+    assert run.lines == ["You said: from stdin"]
+    # The flag wins over a stale AGENT_MESSAGE.
+    run = run_agent(
+        case="reply_str",
+        env={wire.ENV_MESSAGE_ON_STDIN: "1", wire.ENV_MESSAGE: "stale"},
+        stdin=b"fresh",
+    )
+    assert run.lines == ["You said: fresh"]
+    # By hand: `AGENT_MESSAGE_ON_STDIN=1 python3 agent.py < message.txt`.
+    run = run_agent(
+        case="reply_str", turn=False, env={wire.ENV_MESSAGE_ON_STDIN: "1"}, stdin=b"typed"
+    )
+    assert run.lines == ["You said: typed"]
+
+
+@pytest.mark.parametrize("flag", ["0", "", "yes"])
+def test_only_flag_1_reads_stdin(flag: str) -> None:
+    run = run_agent(
+        case="reply_str", turn=False, env={wire.ENV_MESSAGE_ON_STDIN: flag}, stdin=b"not read"
+    )
+    assert run.lines == ["You said: "]
+
+
 def test_stdin_is_not_read_for_the_message_when_run_by_hand() -> None:
     run = run_agent(case="reply_str", turn=False, stdin=b"should not be read")
     assert run.lines == ["You said: "]
@@ -380,9 +407,30 @@ def requests_in(run: Run) -> list[wire.PermissionRequest]:
 def test_permission_requests_are_written_in_order_with_ids() -> None:
     run = run_agent(case="permission", permission=True, stdin=response("1", True) * 2)
     requests = requests_in(run)
-    assert [r.to_dict() for r in requests] == [
-        {"id": "1", "tool": "Bash", "input": {"cmd": "ls"}, "description": "list files"},
-        {"id": "2", "tool": "Write", "input": {"path": "notes.txt"}, "description": ""},
+    assert [(r.id, r.tool, r.input, r.description) for r in requests] == [
+        ("1", "Bash", {"cmd": "ls"}, "list files"),
+        ("2", "Write", {"path": "notes.txt"}, ""),
+    ]
+    # On the wire: the reference's field names first, the short ones after.
+    payloads = [
+        json.loads(p) for k, p in map(wire.classify, run.lines) if k == "permission_request"
+    ]
+    assert payloads == [
+        {
+            "request_id": "1",
+            "tool_name": "Bash",
+            "input": {"cmd": "ls"},
+            "description": "list files",
+            "id": "1",
+            "tool": "Bash",
+        },
+        {
+            "request_id": "2",
+            "tool_name": "Write",
+            "input": {"path": "notes.txt"},
+            "id": "2",
+            "tool": "Write",
+        },
     ]
 
 
@@ -439,7 +487,15 @@ def eof_denial() -> dict[str, object]:
         ),
         pytest.param(
             (wire.PREFIX_PERMISSION_RESPONSE + '{"allow": "yes"}\n').encode() + response("2", True),
-            [{"allow": False, "updated_input": None, "message": ""}, ALLOW],
+            [
+                {
+                    "allow": False,
+                    "updated_input": None,
+                    "message": "unreadable permission response: 'allow' must be true or false, "
+                    'not "yes"',
+                },
+                ALLOW,
+            ],
             id="allow-must-be-true",
         ),
     ],
@@ -457,6 +513,31 @@ def test_permission_channel_off_denies_without_writing() -> None:
     decisions = json.loads(run.body())
     assert [d["allow"] for d in decisions] == [False, False]
     assert "permission: true" in decisions[0]["message"]
+
+
+def test_permission_request_carries_the_tool_use_id() -> None:
+    stdin = (
+        wire.PREFIX_PERMISSION_RESPONSE
+        + json.dumps({"request_id": "1", "behavior": "allow", "updated_input": {"file": "b.py"}})
+        + "\n"
+    ).encode()
+    run = run_agent(case="permission_tool_use_id", permission=True, stdin=stdin)
+    (request,) = requests_in(run)
+    assert (request.tool, request.tool_use_id, request.input) == (
+        "Edit",
+        "toolu_01",
+        {"file": "a.py"},
+    )
+    assert json.loads(run.lines[-1]) == [
+        {"allow": True, "updated_input": {"file": "b.py"}, "message": ""}
+    ]
+
+
+def test_permission_input_must_be_a_mapping() -> None:
+    run = run_agent(case="permission_bad_input", permission=True)
+    assert run.code == 1
+    assert requests_in(run) == []
+    assert "TypeError: request_permission input must be a dict" in run.stderr
 
 
 def test_permission_works_with_await() -> None:

@@ -182,6 +182,18 @@ async def permission_async(ctx):
 
 
 @case
+def permission_tool_use_id(ctx):
+    decision = ctx.request_permission("Edit", {"file": "a.py"}, tool_use_id="toolu_01")
+    return json.dumps([decision_dict(decision)])
+
+
+@case
+def permission_bad_input(ctx):
+    ctx.request_permission("Edit", ["not", "a", "dict"])
+    return "unreachable"
+
+
+@case
 def sleep(ctx):
     ctx.send_partial("started")
     print("pending", end="")  # left in the text buffer: SIGTERM must flush it
