@@ -42,6 +42,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -187,7 +190,53 @@ def _check_allow_pattern(pattern: str) -> str:
     return pattern
 
 
+def _number_check(kind: str) -> Any:
+    """A check that refuses what YAML made a boolean or text where a number belongs."""
+
+    def check(value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"must be {kind}, not a boolean (got {_show_value(value)}); "
+                "true and false are not numbers"
+            )
+        if isinstance(value, str):
+            raise ValueError(
+                f"must be {kind}, not text (got {_show_value(value)}); "
+                "write the number without quotes"
+            )
+        return value
+
+    return check
+
+
+def _bool_check(value: object) -> object:
+    """Refuse text and numbers where a boolean belongs: ``"yes"`` is not ``true``."""
+    if isinstance(value, str):
+        raise ValueError(
+            f"must be true or false, not text (got {_show_value(value)}); "
+            "write true or false without quotes"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not a number (got {_show_value(value)})")
+    return value
+
+
+def _inherit_alias(value: object) -> object:
+    # The reference implementation of the wire calls the infra set "minimal".
+    return "infra" if value == "minimal" else value
+
+
 Template = Annotated[str, AfterValidator(_check_template)]
+#: Numbers and booleans are strict: YAML's ``true`` is not 1 and ``"yes"`` is not true.
+Seconds = Annotated[StrictFloat, BeforeValidator(_number_check("a number of seconds"))]
+OptionalSeconds = Annotated[
+    StrictFloat | None, BeforeValidator(_number_check("a number of seconds or null"))
+]
+Count = Annotated[StrictInt, BeforeValidator(_number_check("a whole number"))]
+OptionalCount = Annotated[
+    StrictInt | None, BeforeValidator(_number_check("a whole number or null"))
+]
+Flag = Annotated[StrictBool, BeforeValidator(_bool_check)]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 EnvValue = Annotated[str, BeforeValidator(_env_value_to_text), AfterValidator(_check_template)]
 AllowPattern = Annotated[str, AfterValidator(_check_allow_pattern)]
@@ -241,42 +290,48 @@ class Profile(BaseModel):
         description="Names or globs (like 'OPENAI_*') of the bridge's environment variables "
         "that are passed to the agent when set and that ${VAR} may read.",
     )
-    env_inherit: Literal["infra", "all"] = Field(
+    env_inherit: Annotated[Literal["infra", "all"], BeforeValidator(_inherit_alias)] = Field(
         default="infra",
         description="'infra': the agent inherits only PATH, HOME, USER, LOGNAME, SHELL, LANG, "
-        "LC_*, TERM, TMPDIR, TZ and PWD (plus env_allowlist); 'all': the bridge's whole "
-        "environment.",
+        "LC_*, TERM, TMPDIR, TZ and PWD (plus env_allowlist and AGENTPROC_DEBUG); 'all': the "
+        "bridge's whole environment. 'minimal' (the reference implementation's name) means "
+        "'infra'.",
     )
-    timeout_secs: float = Field(
+    timeout_secs: Seconds = Field(
         default=300,
         gt=0,
         allow_inf_nan=False,
         description="Seconds a turn may take in total before the agent is stopped (exit 124).",
     )
-    kill_grace_secs: float = Field(
+    kill_grace_secs: Seconds = Field(
         default=5,
         ge=0,
         allow_inf_nan=False,
         description="Seconds between SIGTERM and SIGKILL when stopping the agent.",
     )
-    max_reply_chars: int = Field(
+    max_reply_chars: Count = Field(
         default=1_000_000, ge=1, description="Cap on the reply text the user sees."
     )
     truncation_suffix: str = Field(
         default="\n\n…(truncated)",
         description="Appended once when max_reply_chars cuts the reply; '' disables it.",
     )
-    max_line_bytes: int = Field(
+    max_line_bytes: Count = Field(
         default=wire.DEFAULT_MAX_LINE_BYTES,
         ge=64,
         description="Longest stdout line kept, in bytes; longer lines are cut with a warning.",
     )
-    max_stderr_bytes: int = Field(
+    max_stderr_bytes: Count = Field(
         default=65536,
         ge=0,
         description="How many bytes of the end of stderr are kept for error messages.",
     )
-    streaming: bool = Field(
+    include_stderr_in_reply: Flag = Field(
+        default=False,
+        description="Add the kept tail of stderr to the reply of a turn that succeeded, after "
+        "a '--- stderr ---' line (a field of the reference implementation of the wire).",
+    )
+    streaming: Flag = Field(
         default=True,
         description="Whether AGENT_PARTIAL lines are streamed (AGENT_STREAMING=1); when "
         "false, partial lines are ignored.",
@@ -286,12 +341,12 @@ class Profile(BaseModel):
         description="'none': stdin is closed at once; 'message': the message is written to "
         "stdin, then it is closed (for messages too large for the environment).",
     )
-    permission: bool = Field(
+    permission: Flag = Field(
         default=False,
         description="Turn on the permission channel: the agent may print "
         "AGENT_PERMISSION_REQUEST lines and reads answers on stdin (AGENT_PERMISSION=1).",
     )
-    permission_timeout_secs: float | None = Field(
+    permission_timeout_secs: OptionalSeconds = Field(
         default=None,
         gt=0,
         allow_inf_nan=False,
@@ -306,14 +361,14 @@ class Profile(BaseModel):
         "runs the new message in the same session; 'collect' merges everything that arrives "
         "meanwhile into one turn that runs afterwards. null uses the bridge's default.",
     )
-    queue_limit: int | None = Field(
+    queue_limit: OptionalCount = Field(
         default=None,
         ge=1,
         description="How many messages of one conversation may wait while a turn runs "
         "(queued turns, or messages merged by 'collect' and 'interrupt'); one more is "
         "refused. null uses the bridge's default (5).",
     )
-    session_idle_secs: float | None = Field(
+    session_idle_secs: OptionalSeconds = Field(
         default=None,
         gt=0,
         allow_inf_nan=False,

@@ -46,6 +46,7 @@ DEFAULTS = [
     ("truncation_suffix", "\n\n…(truncated)"),
     ("max_line_bytes", wire.DEFAULT_MAX_LINE_BYTES),
     ("max_stderr_bytes", 65536),
+    ("include_stderr_in_reply", False),
     ("streaming", True),
     ("stdin", "none"),
     ("permission", False),
@@ -291,7 +292,7 @@ INVALID = [
     ("env_inherit: none\n", 2, "env_inherit", "must be 'infra' or 'all' (got 'none')"),
     ("timeout_secs: 0\n", 2, "timeout_secs", "must be greater than 0 (got 0)"),
     ("timeout_secs: -1.5\n", 2, "timeout_secs", "greater than 0 (got -1.5)"),
-    ("timeout_secs: soon\n", 2, "timeout_secs", "must be a valid number"),
+    ("timeout_secs: soon\n", 2, "timeout_secs", "must be a number of seconds, not text"),
     ("timeout_secs: .inf\n", 2, "timeout_secs", "finite number"),
     ("kill_grace_secs: -1\n", 2, "kill_grace_secs", "greater than or equal to 0"),
     ("max_reply_chars: 0\n", 2, "max_reply_chars", "greater than or equal to 1"),
@@ -299,15 +300,33 @@ INVALID = [
     ("truncation_suffix: [x]\n", 2, "truncation_suffix", "must be a valid string"),
     ("max_line_bytes: 63\n", 2, "max_line_bytes", "greater than or equal to 64"),
     ("max_stderr_bytes: -1\n", 2, "max_stderr_bytes", "greater than or equal to 0"),
-    ("streaming: maybe\n", 2, "streaming", "must be a valid boolean"),
+    ("streaming: maybe\n", 2, "streaming", "must be true or false, not text (got 'maybe')"),
     ("stdin: file\n", 2, "stdin", "must be 'none' or 'message'"),
-    ("permission: sometimes\n", 2, "permission", "must be a valid boolean"),
+    ("permission: sometimes\n", 2, "permission", "must be true or false, not text"),
     ("permission_timeout_secs: 0\n", 2, "permission_timeout_secs", "greater than 0"),
     ("busy_policy: wait\n", 2, "busy_policy", "must be 'queue', 'reject', 'interrupt' or"),
     ("queue_limit: 0\n", 2, "queue_limit", "greater than or equal to 1"),
     ("queue_limit: 2.5\n", 2, "queue_limit", "must be a valid integer"),
     ("session_idle_secs: 0\n", 2, "session_idle_secs", "greater than 0"),
     ("session_idle_secs: .inf\n", 2, "session_idle_secs", "finite number"),
+    # Booleans are not numbers, text is not a number or a boolean.
+    ("timeout_secs: true\n", 2, "timeout_secs", "not a boolean (got true)"),
+    ("timeout_secs: '5'\n", 2, "timeout_secs", "not text (got '5'); write the number without"),
+    ("kill_grace_secs: false\n", 2, "kill_grace_secs", "not a boolean (got false)"),
+    ("max_reply_chars: true\n", 2, "max_reply_chars", "must be a whole number, not a boolean"),
+    ("max_reply_chars: '100'\n", 2, "max_reply_chars", "must be a whole number, not text"),
+    ("max_reply_chars: 100.0\n", 2, "max_reply_chars", "must be a valid integer (got 100.0)"),
+    ("max_line_bytes: yes\n", 2, "max_line_bytes", "not a boolean (got true)"),
+    ("max_stderr_bytes: on\n", 2, "max_stderr_bytes", "not a boolean (got true)"),
+    ("streaming: 'yes'\n", 2, "streaming", "must be true or false, not text (got 'yes')"),
+    ("streaming: 'true'\n", 2, "streaming", "write true or false without quotes"),
+    ("streaming: 1\n", 2, "streaming", "must be true or false, not a number (got 1)"),
+    ("permission: 0\n", 2, "permission", "not a number (got 0)"),
+    ("permission: null\n", 2, "permission", "must be a valid boolean (got null)"),
+    ("include_stderr_in_reply: 'no'\n", 2, "include_stderr_in_reply", "not text (got 'no')"),
+    ("permission_timeout_secs: true\n", 2, "permission_timeout_secs", "not a boolean"),
+    ("queue_limit: yes\n", 2, "queue_limit", "must be a whole number or null, not a boolean"),
+    ("session_idle_secs: '60'\n", 2, "session_idle_secs", "not text (got '60')"),
     (
         "stdin: message\npermission: true\n",
         3,
@@ -505,6 +524,18 @@ def test_nested_aliases_stay_cheap(tmp_path: Path) -> None:
     problems = problems_of(path)
     assert all("field 'tags[" in p for p in problems)
     assert all(len(p) < 300 for p in problems)
+
+
+def test_env_inherit_minimal_is_the_reference_name_for_infra(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, "command: ./agent\nenv_inherit: minimal\n"))
+    assert profile.env_inherit == "infra"
+
+
+def test_python_values_are_strict_too() -> None:
+    assert Profile(command="x", timeout_secs=5).timeout_secs == 5.0
+    for bad in ({"timeout_secs": True}, {"streaming": "yes"}, {"max_reply_chars": True}):
+        with pytest.raises(ValueError):
+            Profile(command="x", **bad)  # type: ignore[arg-type]
 
 
 # --- dispatch fields --------------------------------------------------------------------
