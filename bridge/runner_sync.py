@@ -1,0 +1,141 @@
+"""One turn without an event loop: what a one-shot ``agentproc run`` uses.
+
+:func:`run_plan_blocking` is :func:`bridge.runner.run_plan` for a caller that
+has nothing else to do while the agent runs: the same turn state machine and
+the same result, with the process driven by :mod:`bridge.process_sync`. It
+serves turns without a permission channel (answering permission requests
+while reading output is the event loop's job); :func:`blocking_ok` says
+whether a plan qualifies. SIGINT and SIGTERM stop the agent (SIGTERM, grace,
+SIGKILL to its group) and end the turn as cancelled, as Ctrl-C does in the
+event-loop runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import LaunchError
+from .launch import LaunchPlan, build_plan, preflight
+from .process_sync import BlockingProcess
+from .turn import Partial, PermissionRequested, Turn, TurnResult, failed_result
+
+__all__ = ["blocking_ok", "run_plan_blocking", "run_turn_blocking"]
+
+#: Said when an agent without a permission channel asks anyway (as the event-loop runner says).
+NO_CHANNEL = (
+    "the agent asked for permission but the profile has no permission channel "
+    "(set `permission: true`); its stdin is at EOF, so it should deny itself"
+)
+
+
+def blocking_ok(plan: LaunchPlan) -> bool:
+    """Whether ``plan`` can run without an event loop (no permission channel)."""
+    return not plan.permission and not plan.stdin_open
+
+
+def run_turn_blocking(
+    profile: Any,
+    message: str,
+    *,
+    session_id: str = "",
+    on_partial: Callable[[str], object] | None = None,
+    **plan_options: Any,
+) -> TurnResult:
+    """:func:`bridge.run_turn` on this thread, for a profile without a permission
+    channel. ``plan_options`` are :func:`bridge.launch.build_plan`'s keywords
+    (``session_name``, ``from_user``, ``attachments``, ``cwd``, ``extra_env``,
+    ``timeout``, ``streaming``, ``environ``)."""
+    started = time.monotonic()
+    try:
+        plan = build_plan(profile, message, session_id=session_id, **plan_options)
+        preflight(plan)
+    except LaunchError as exc:
+        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+    return run_plan_blocking(plan, session_id=session_id, on_partial=on_partial, started=started)
+
+
+def run_plan_blocking(
+    plan: LaunchPlan,
+    *,
+    session_id: str = "",
+    on_partial: Callable[[str], object] | None = None,
+    started: float | None = None,
+    stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> TurnResult:
+    """Run a launch plan on this thread and return its result; never raises for a
+    failed turn. ``on_partial`` gets each streamed chunk. While the agent runs,
+    ``stop_signals`` cancel the turn (only on the main thread; elsewhere they
+    keep their handlers)."""
+    if started is None:
+        started = time.monotonic()
+    if not blocking_ok(plan):
+        raise ValueError("a plan with a permission channel needs the event-loop runner")
+    turn = Turn(
+        streaming=plan.streaming,
+        max_reply_chars=plan.max_reply_chars,
+        truncation_suffix=plan.truncation_suffix,
+        max_line_bytes=plan.max_line_bytes,
+        session_id=session_id,
+    )
+    try:
+        proc = BlockingProcess.spawn(plan)
+    except LaunchError as exc:
+        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+    warnings = list(plan.warnings)
+    callback_errors: list[str] = []
+
+    def deliver(events: list[Any]) -> None:
+        for ev in events:
+            if isinstance(ev, PermissionRequested):
+                if NO_CHANNEL not in warnings:
+                    warnings.append(NO_CHANNEL)
+            elif on_partial is not None and not callback_errors and isinstance(ev, Partial):
+                try:
+                    on_partial(ev.text)
+                except Exception as exc:
+                    callback_errors.append(
+                        f"the bridge's on_partial callback failed: {type(exc).__name__}: {exc}"
+                    )
+                    proc.stop()
+
+    def sink(data: bytes) -> None:
+        events = turn.feed(data)
+        if events:
+            deliver(events)
+
+    restore = _catch(stop_signals, proc.stop)
+    try:
+        exit_info = proc.run(sink)
+    finally:
+        restore()
+    deliver(turn.end_of_output())
+    result = turn.finish(exit_info)
+    changes: dict[str, Any] = {"duration_ms": int((time.monotonic() - started) * 1000)}
+    if warnings:
+        changes["warnings"] = warnings + result.warnings
+    if callback_errors:
+        changes["error"] = callback_errors[0]
+        changes["cancelled"] = False
+        changes["exit_code"] = 1
+    return dataclasses.replace(result, **changes)
+
+
+def _catch(signals: tuple[int, ...], stop: Callable[[], None]) -> Callable[[], None]:
+    """Route ``signals`` to ``stop`` until the returned function is called."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for sig in signals:
+        previous[sig] = signal.signal(sig, lambda _s, _f: stop())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
