@@ -43,6 +43,7 @@ __all__ = [
     "INFRA_ENV_PREFIXES",
     "INFRA_ENV_VARS",
     "MAX_ARG_STRLEN",
+    "PASSED_SDK_VARS",
     "LaunchPlan",
     "arg_max",
     "build_plan",
@@ -77,6 +78,11 @@ INFRA_ENV_VARS = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "TZ", "PWD"}
 )
 INFRA_ENV_PREFIXES = ("LC_",)
+
+#: Settings of the agent SDK that a person running the bridge means for the
+#: agents too: ``AGENTPROC_DEBUG=1`` makes a crashing SDK agent print its
+#: traceback, which is what the SDK's one-line failure note tells them to set.
+PASSED_SDK_VARS = frozenset({wire.ENV_DEBUG})
 
 #: ``{{PYTHON}}``: the interpreter running the bridge. It has the agentproc SDK
 #: even when the bridge lives in a virtual environment that is not activated
@@ -131,6 +137,8 @@ class LaunchPlan:
     permission_timeout_secs: float | None
     #: Things the user should know that do not stop the turn (unset ${VAR}, ...).
     warnings: tuple[str, ...] = ()
+    #: Add the stderr tail to the reply of a turn that succeeded.
+    include_stderr_in_reply: bool = False
 
 
 def _encode(text: str, what: str) -> bytes:
@@ -233,7 +241,7 @@ def _inherited_env(environ: Mapping[str, str], mode: str, allow: tuple[str, ...]
     for name, value in environ.items():
         if name in wire.TURN_ENV_VARS:
             continue
-        if mode == "all" or is_infra_var(name) or _allowed(name, allow):
+        if mode == "all" or is_infra_var(name) or name in PASSED_SDK_VARS or _allowed(name, allow):
             env[name] = value
     if raw is not None:
         if len(_inherit_cache) > 64:
@@ -349,6 +357,9 @@ def build_plan(
     elif profile.cwd is not None:
         workdir = os.path.abspath(os.path.join(profile_dir, expander.expand(profile.cwd)))
         cwd_what = "the working directory (profile `cwd`)"
+    elif profile.runs_in_caller_cwd:
+        workdir = os.getcwd()
+        cwd_what = "the bridge's current directory (a reference profile without `cwd`)"
     else:
         workdir = os.path.abspath(profile_dir)
         cwd_what = "the profile's folder"
@@ -382,6 +393,7 @@ def build_plan(
     if total > _arg_space() and env_message is not None:
         if profile.stdin == "message":
             env.pop(wire.ENV_MESSAGE)
+            env[wire.ENV_MESSAGE_ON_STDIN] = "1"
             total = _total_size(argv, env)
         else:
             # Point at stdin when the message is a good part of the excess.
@@ -405,7 +417,8 @@ def build_plan(
         max_stderr_bytes=profile.max_stderr_bytes,
         permission=profile.permission,
         permission_timeout_secs=profile.permission_timeout_secs,
-        warnings=tuple(expander.warnings),
+        warnings=(*profile.load_warnings, *expander.warnings),
+        include_stderr_in_reply=profile.include_stderr_in_reply,
     )
 
 

@@ -51,7 +51,16 @@ from pydantic import (
 )
 
 from agentproc import wire
-from bridge.errors import ProfileError, ProfileNotFoundError
+from bridge.errors import ProfileError
+from bridge.profile_files import (
+    ENV_NAME_RE,
+    MAX_PROFILE_BYTES,
+    PROFILE_FILE_NAMES,
+    TOKEN_RE,
+    display_name,
+    read_profile_bytes,
+    resolve_profile_path,
+)
 
 __all__ = [
     "ENV_NAME_RE",
@@ -62,6 +71,7 @@ __all__ = [
     "Profile",
     "load_profile",
     "load_profile_text",
+    "native_profile_text",
     "resolve_profile_path",
     "template_problems",
 ]
@@ -70,26 +80,6 @@ __all__ = [
 
 #: Placeholder names a profile may use as ``{{NAME}}``, replaced per turn.
 PLACEHOLDERS = ("MESSAGE", "SESSION_ID", "SESSION_NAME", "PROFILE_DIR", "PYTHON")
-
-#: The one pattern both validation and expansion use, so they cannot disagree.
-#: Alternatives, tried at each position from left to right:
-#:
-#: - ``{{ NAME }}``: a placeholder (spaces inside the braces are allowed, as in
-#:   most template languages); text like ``{{.Name}}`` is not a NAME and stays
-#:   literal, so Go-style templates passed to an agent CLI survive.
-#: - ``${NAME}``: a variable from the bridge's environment.
-#: - ``$$``: a literal ``$``.
-#: - ``${`` followed by anything else: malformed, an error at load time.
-#:
-#: A ``$`` followed by anything else is literal (``$HOME`` is not expanded: no
-#: shell is involved, and silently half-supporting shell syntax would mislead).
-TOKEN_RE = re.compile(
-    r"\{\{\s*(?P<placeholder>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
-    r"|\$(?:\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<dollar>\$)|(?P<bad>\{))"
-)
-
-#: A POSIX-portable environment variable name.
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: ``${AGENT_...}`` would read the *bridge's* environment, which is never what
 #: the author meant: the turn's values are placeholders.
@@ -378,6 +368,9 @@ class Profile(BaseModel):
     )
 
     _source: Path | None = PrivateAttr(default=None)
+    _load_warnings: tuple[str, ...] = PrivateAttr(default=())
+    _caller_cwd: bool = PrivateAttr(default=False)
+    _reference: bool = PrivateAttr(default=False)
 
     @field_validator("permission")
     @classmethod
@@ -405,25 +398,30 @@ class Profile(BaseModel):
         return Path.cwd()
 
     @property
+    def load_warnings(self) -> tuple[str, ...]:
+        """Notes from loading the file, each ``FILE:LINE: ...``: what a
+        reference-format profile holds that this bridge does not use. Every
+        launch plan built from the profile carries them among its warnings."""
+        return self._load_warnings
+
+    @property
+    def is_reference_format(self) -> bool:
+        """True when the file wraps its fields in ``agentproc:`` (the reference format)."""
+        return self._reference
+
+    @property
+    def runs_in_caller_cwd(self) -> bool:
+        """True for a reference-format profile without ``cwd``: the reference runs
+        such an agent in the bridge's current directory, and so does this bridge."""
+        return self._caller_cwd and self.cwd is None
+
+    @property
     def display_name(self) -> str:
         """``name``, else the folder of a ``profile.yaml``, else the file's stem."""
-        if self.name:
-            return self.name
-        if self._source is None:
-            return "profile"
-        if self._source.name in PROFILE_FILE_NAMES:
-            return self._source.parent.name or self._source.stem
-        return self._source.stem
+        return display_name(self.name, self._source)
 
 
 # --- loading --------------------------------------------------------------------
-
-#: File names looked for when a profile path is a folder, in this order.
-PROFILE_FILE_NAMES = ("profile.yaml", "profile.yml")
-
-#: A profile is a few dozen lines. A file this big is almost certainly the wrong
-#: file, and refusing it keeps a mistake from reading a huge file into memory.
-MAX_PROFILE_BYTES = 1024 * 1024
 
 #: Shown with every invalid-profile error.
 _SCHEMA_HINT = "check the fields with `agentproc schema`"
@@ -446,29 +444,17 @@ class _Lines:
     values: dict[Loc, int] = field(default_factory=dict)
     raw_text: dict[Loc, str] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    #: Put in front of field names in messages (``agentproc.`` inside a reference file).
+    prefix: str = ""
+    #: Top-level fields that keep no prefix (metadata moved in from outside the block).
+    unprefixed: set[str] = field(default_factory=set)
+    #: The lines of the ``agentproc:`` block of a reference-format file.
+    nested: _Lines | None = None
 
-
-def resolve_profile_path(path: str | os.PathLike[str]) -> Path:
-    """The profile file ``path`` names: the file itself, or ``profile.yaml``
-    (or ``profile.yml``) in a folder. Raises ProfileNotFoundError."""
-    given = Path(path)
-    if given.is_dir():
-        for name in PROFILE_FILE_NAMES:
-            candidate = given / name
-            if candidate.is_file():
-                return candidate
-        raise ProfileNotFoundError(
-            f"no profile in folder {given}: expected {' or '.join(PROFILE_FILE_NAMES)}",
-            path=str(given),
-            hint="create profile.yaml there, or pass the path of a profile file",
-        )
-    if not given.exists():
-        raise ProfileNotFoundError(
-            f"profile not found: {given}",
-            path=str(given),
-            hint="pass a profile YAML file or a folder containing profile.yaml",
-        )
-    return given
+    def label(self, loc: Loc) -> str:
+        if self.prefix and loc and loc[0] not in self.unprefixed:
+            return self.prefix + _label(loc)
+        return _label(loc)
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
@@ -479,21 +465,11 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     as ``FILE:LINE: ...``.
     """
     file = resolve_profile_path(path)
-    try:
-        with file.open("rb") as fh:
-            raw = fh.read(MAX_PROFILE_BYTES + 1)
-    except OSError as exc:
-        raise ProfileError(
-            f"cannot read profile {file}: {exc.strerror or exc}",
-            path=str(file),
-            hint="check that the file exists and is readable",
-        ) from exc
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError(
-            f"profile {file} is larger than {MAX_PROFILE_BYTES // 1024} KiB; "
-            "is this the right file?",
-            path=str(file),
-        )
+    return load_profile_bytes(read_profile_bytes(file), file)
+
+
+def load_profile_bytes(raw: bytes, file: Path) -> Profile:
+    """Validate the bytes of the profile file ``file`` (see :func:`load_profile`)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -515,16 +491,265 @@ def load_profile_text(text: str, source: str | os.PathLike[str] | None = None) -
     label = os.fspath(source) if source is not None else "<string>"
     data, lines = _parse_yaml(text, label)
     problems = list(lines.problems)
+    reference: _Reference | None = None
+    fields: dict[Any, Any] | None = data
+    if REFERENCE_KEY in data:
+        reference = _from_reference(data, lines)
+        fields = reference.fields
+        problems.extend(reference.problems)
+        lines = reference.lines
     profile: Profile | None = None
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_pydantic_problem(err, lines) for err in exc.errors())
+    if fields is not None:
+        try:
+            profile = Profile.model_validate(fields)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problem(err, lines) for err in exc.errors())
     if problems or profile is None:
         raise _invalid(label, problems)
     if source is not None:
         profile._source = Path(source).resolve()
+    if reference is not None:
+        profile._reference = True
+        profile._caller_cwd = reference.caller_cwd
+        profile._load_warnings = tuple(
+            f"{label}:{line}: {text}" for line, text in sorted(reference.notes)
+        )
     return profile
+
+
+# --- the reference format --------------------------------------------------------
+#
+# Profiles written for the reference implementation of this wire wrap the
+# profile's fields in an ``agentproc:`` block next to metadata for people and
+# tools (name, description, version, the CLI to install, ...). Such a file is
+# read as it is: the block holds the fields, ``name``, ``description`` and
+# ``tags`` come from the top level, other top-level keys are reported as
+# ignored, and a field left out means what it means in the reference.
+
+#: The key that marks a reference-format file.
+REFERENCE_KEY = "agentproc"
+
+#: The reference's timeout when ``timeout_secs`` is left out.
+REFERENCE_TIMEOUT_SECS = 1800
+
+#: Top-level keys of a reference file that are profile fields here too.
+_REFERENCE_METADATA_FIELDS = ("name", "description", "tags")
+
+
+@dataclass
+class _Reference:
+    """A reference-format file turned into native fields."""
+
+    #: The fields for :class:`Profile`, or None when the block is unusable.
+    fields: dict[str, Any] | None
+    lines: _Lines
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    #: What was ignored, for the profile's load warnings.
+    notes: list[tuple[int, str]] = field(default_factory=list)
+    caller_cwd: bool = False
+
+
+def _from_reference(data: dict[Any, Any], outer: _Lines) -> _Reference:
+    block_line = outer.keys.get((REFERENCE_KEY,), outer.top)
+    block = data[REFERENCE_KEY]
+    inner = outer.nested
+    if not isinstance(block, dict) or inner is None:
+        return _Reference(
+            None,
+            outer,
+            [
+                (
+                    block_line,
+                    f"field '{REFERENCE_KEY}': must be a mapping of profile fields "
+                    f"(like `command: ./agent`), not {_kind(block)}",
+                )
+            ],
+        )
+    fields: dict[str, Any] = dict(block)
+    out = _Reference(fields, inner)
+
+    ignored: list[tuple[int, str]] = []
+    for key, value in data.items():
+        if key == REFERENCE_KEY:
+            continue
+        line = outer.keys.get((key,), outer.top)
+        if key in _REFERENCE_METADATA_FIELDS:
+            if key in fields:
+                ignored.append((line, f"{key} (also set inside `{REFERENCE_KEY}:`)"))
+                continue
+            fields[key] = value
+            inner.unprefixed.add(key)
+            for loc, at in outer.keys.items():
+                if loc[0] == key:
+                    inner.keys[loc] = at
+            for loc, at in outer.values.items():
+                if loc[0] == key:
+                    inner.values[loc] = at
+        elif key in Profile.model_fields:
+            out.problems.append(
+                (
+                    line,
+                    f"field '{key}': is a profile field at the top level of a file that has an "
+                    f"`{REFERENCE_KEY}:` section; move it inside `{REFERENCE_KEY}:`",
+                )
+            )
+        else:
+            ignored.append((line, str(key)))
+    if ignored:
+        names = ", ".join(f"{name} (line {line})" for line, name in ignored)
+        out.notes.append(
+            (ignored[0][0], f"ignored top-level keys this bridge does not use: {names}")
+        )
+
+    _reference_only_fields(fields, out)
+
+    # A field left out means what it means in the reference.
+    if "timeout_secs" not in fields:
+        fields["timeout_secs"] = REFERENCE_TIMEOUT_SECS
+    cwd = fields.get("cwd")
+    if "cwd" not in fields or cwd is None:
+        out.caller_cwd = True
+    elif isinstance(cwd, str) and (cwd == "~" or cwd.startswith("~/")):
+        fields["cwd"] = "${HOME}" + cwd[1:]  # the reference expands ~; this bridge has ${HOME}
+    if "env_allowlist" not in fields:
+        # Without an allowlist the reference lets ${VAR} read any variable; the
+        # ones the author's own text names are what it needs.
+        named = _variables_named(fields)
+        if named:
+            fields["env_allowlist"] = named
+    return out
+
+
+def _reference_only_fields(fields: dict[str, Any], out: _Reference) -> None:
+    """Handle the fields of the reference's block that this bridge has no field for."""
+    lines = out.lines
+    if "executor" in fields:
+        executor = fields.pop("executor")
+        line = lines.keys.get(("executor",), lines.top)
+        if "command" not in fields:
+            out.problems.append(
+                (
+                    line,
+                    f"field '{REFERENCE_KEY}.executor': {_show_value(executor) or 'it'} names an "
+                    "in-process executor of the reference implementation, which this bridge does "
+                    "not have; set `command` (and `args`) to run the agent as a program",
+                )
+            )
+        else:
+            out.notes.append(
+                (
+                    line,
+                    f"ignored `{REFERENCE_KEY}.executor` (in-process executors are a feature of "
+                    "the reference implementation); this bridge runs `command`",
+                )
+            )
+    if "send_error_reply" in fields:
+        value = fields.pop("send_error_reply")
+        line = lines.keys.get(("send_error_reply",), lines.top)
+        if not isinstance(value, bool):
+            out.problems.append(
+                (
+                    line,
+                    f"field '{REFERENCE_KEY}.send_error_reply': must be true or false "
+                    f"(got {_show_value(value) or _kind(value)})",
+                )
+            )
+        elif not value:
+            out.notes.append(
+                (
+                    line,
+                    f"ignored `{REFERENCE_KEY}.send_error_reply: false`: this bridge always tells "
+                    "the user that a turn failed (the error is part of the turn's result and "
+                    "every channel shows it)",
+                )
+            )
+        # true is what this bridge always does: nothing to note.
+
+
+def _variables_named(fields: dict[str, Any]) -> list[str]:
+    """The ``${VAR}`` names in the text of command, args, cwd and env values."""
+    texts: list[object] = [fields.get("command"), fields.get("cwd")]
+    args = fields.get("args")
+    if isinstance(args, list):
+        texts.extend(args)
+    env = fields.get("env")
+    if isinstance(env, dict):
+        texts.extend(env.values())
+    names: set[str] = set()
+    for text in texts:
+        if isinstance(text, str):
+            for match in TOKEN_RE.finditer(text):
+                var = match.group("var")
+                if var is not None and var not in wire.TURN_ENV_VARS:
+                    names.add(var)
+    return sorted(names)
+
+
+def native_profile_text(
+    profile: Profile, dest_dir: str | os.PathLike[str]
+) -> tuple[str, list[str]]:
+    """A native profile file equal to ``profile`` (loaded from a reference-format
+    file), to be saved in ``dest_dir``: ``(yaml_text, notes)``.
+
+    The fields the reference file set are written as they are, plus the ones a
+    left-out field implies (``timeout_secs``, ``env_allowlist``). When
+    ``dest_dir`` is not the source's folder, ``{{PROFILE_DIR}}`` and a relative
+    ``cwd`` are pointed at the source's folder, so the agent's files are still
+    found. ``notes`` says what was ignored and what cannot be said natively.
+    """
+    import yaml as yaml_module
+
+    source_dir = profile.profile_dir.resolve()
+    dest = Path(dest_dir).resolve()
+    data = profile.model_dump(mode="json", exclude_unset=True)
+    for key, value in data.items():
+        if isinstance(value, float) and value.is_integer():
+            data[key] = int(value)
+    if dest != source_dir:
+        _relocate(data, source_dir)
+    notes = list(profile.load_warnings)
+    if profile.runs_in_caller_cwd:
+        notes.append(
+            "the file sets no cwd, so the reference runs the agent in the bridge's current "
+            f"directory; a native profile runs it in its own folder ({dest}): give --cwd DIR "
+            "when running it, or set cwd"
+        )
+    header = [f"# Converted by `agentproc profiles import` from {profile.source}."]
+    header += [f"# note: {note}" for note in notes]
+    body = yaml_module.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return "\n".join(header) + "\n" + body, notes
+
+
+def _relocate(data: dict[str, Any], source_dir: Path) -> None:
+    """Point ``{{PROFILE_DIR}}`` and a relative ``cwd`` at ``source_dir``."""
+    folder = str(source_dir).replace("$", "$$")
+
+    def fix(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            return folder if match.group("placeholder") == "PROFILE_DIR" else match.group(0)
+
+        return TOKEN_RE.sub(one, text)
+
+    if isinstance(data.get("command"), str):
+        data["command"] = fix(data["command"])
+    if isinstance(data.get("args"), list):
+        data["args"] = [fix(a) for a in data["args"]]
+    if isinstance(data.get("env"), dict):
+        data["env"] = {k: fix(v) for k, v in data["env"].items()}
+    cwd = data.get("cwd")
+    if isinstance(cwd, str):
+        cwd = fix(cwd)
+        if not cwd.startswith(("/", "${", "{{")):
+            cwd = os.path.join(folder, cwd)
+        data["cwd"] = os.path.normpath(cwd) if "{{" not in cwd and "$" not in cwd else cwd
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "empty (null)"
+    return "a single value"
 
 
 def _invalid(label: str, problems: list[tuple[int, str]]) -> ProfileError:
@@ -573,6 +798,10 @@ def _parse_yaml(text: str, label: str) -> tuple[dict[Any, Any], _Lines]:
     assert isinstance(data, dict)
     for loc, raw in lines.raw_text.items():
         _replace_at(data, loc, raw)
+    block = data.get(REFERENCE_KEY)
+    if lines.nested is not None and isinstance(block, dict):
+        for loc, raw in lines.nested.raw_text.items():
+            _replace_at(block, loc, raw)
     return data, lines
 
 
@@ -611,16 +840,21 @@ def _yaml_error(exc: yaml.YAMLError, text: str, label: str) -> ProfileError:
     )
 
 
-def _walk(top: yaml.MappingNode) -> _Lines:
+def _walk(top: yaml.MappingNode, prefix: str = "", top_line: int | None = None) -> _Lines:
     """Record lines of top-level fields and of their direct items.
 
     Only two levels are walked: that is all a profile has (``env`` items,
     ``args`` items), and it keeps a document built from nested aliases (the
-    "billion laughs") from making this walk exponential.
+    "billion laughs") from making this walk exponential. The ``agentproc:``
+    block of a reference-format file is walked the same way, on its own.
     """
-    lines = _Lines(top=top.start_mark.line + 1)
+    lines = _Lines(top=top_line or top.start_mark.line + 1, prefix=prefix)
     for key_node, value_node in _mapping_items(top, (), lines):
         loc: Loc = (key_node.value,)
+        if not prefix and loc == (REFERENCE_KEY,) and isinstance(value_node, yaml.MappingNode):
+            lines.nested = _walk(value_node, REFERENCE_KEY + ".", key_node.start_mark.line + 1)
+            lines.problems.extend(lines.nested.problems)
+            continue
         if isinstance(value_node, yaml.MappingNode):
             for sub_key, sub_value in _mapping_items(value_node, loc, lines):
                 if loc == ("env",) and _text_like(sub_value):
@@ -649,7 +883,7 @@ def _mapping_items(
             lines.problems.append(
                 (
                     line,
-                    f"field '{_label((*loc, key))}': duplicate key; it is also set on line "
+                    f"field '{lines.label((*loc, key))}': duplicate key; it is also set on line "
                     f"{seen[key]} (lines {seen[key]} and {line})",
                 )
             )
@@ -719,7 +953,7 @@ def _pydantic_problem(err: Any, lines: _Lines) -> tuple[int, str]:
 
     if not loc:
         return line, msg
-    where = f"field '{_label(loc)}'"
+    where = f"field '{lines.label(loc)}'"
     if kind == "missing":
         return line, f"{where}: is required but missing"
     if kind == "extra_forbidden":

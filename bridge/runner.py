@@ -126,6 +126,7 @@ async def run_plan(
         truncation_suffix=plan.truncation_suffix,
         max_line_bytes=plan.max_line_bytes,
         session_id=session_id,
+        include_stderr_in_reply=plan.include_stderr_in_reply,
     )
     try:
         proc = AgentProcess.spawn(plan)

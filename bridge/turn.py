@@ -95,6 +95,9 @@ GENERIC_AGENT_ERROR = "the agent reported an error without a message"
 #: a million warnings; the count of the rest is reported in one more line.
 MAX_WARNINGS = 20
 
+#: Put between the reply and the stderr tail with ``include_stderr_in_reply``.
+STDERR_SEPARATOR = "--- stderr ---"
+
 #: How much of stderr a failure message quotes: the last few lines, briefly.
 STDERR_QUOTE_LINES = 3
 STDERR_QUOTE_CHARS = 400
@@ -194,10 +197,12 @@ class Turn:
         truncation_suffix: str = "\n\n…(truncated)",
         max_line_bytes: int = wire.DEFAULT_MAX_LINE_BYTES,
         session_id: str = "",
+        include_stderr_in_reply: bool = False,
     ) -> None:
         if max_reply_chars < 1:
             raise ValueError("max_reply_chars must be at least 1")
         self.state = RUNNING
+        self.include_stderr_in_reply = include_stderr_in_reply
         self.streaming = streaming
         self.max_reply_chars = max_reply_chars
         self.truncation_suffix = truncation_suffix
@@ -414,6 +419,10 @@ class Turn:
         else:
             code, error = 0, None
         reply = self.reply
+        truncated = self.body_truncated or self.partials_truncated
+        if code == 0 and self.include_stderr_in_reply and exit.stderr_tail.strip():
+            reply, cut = self._with_stderr(exit.stderr_tail)
+            truncated = truncated or cut
         warnings = list(self.warnings)
         if self._dropped_warnings:
             warnings.append(f"{self._dropped_warnings} more warnings were not kept")
@@ -428,10 +437,20 @@ class Turn:
             timed_out=exit.timed_out,
             cancelled=exit.cancelled and not exit.timed_out,
             partials=self.partials,
-            truncated=self.body_truncated or self.partials_truncated,
+            truncated=truncated,
             stderr=exit.stderr_tail,
             warnings=warnings,
         )
+
+    def _with_stderr(self, tail: str) -> tuple[str, bool]:
+        """The final answer (the body, else the streamed text) followed by the
+        stderr tail, under the reply cap; and whether the cap cut it."""
+        base = self.reply if self._body else "".join(self.partials)
+        text = f"{base}\n{STDERR_SEPARATOR}\n" if base else f"{STDERR_SEPARATOR}\n"
+        text += tail.rstrip("\n")
+        if len(text) > self.max_reply_chars:
+            return text[: self.max_reply_chars] + self.truncation_suffix, True
+        return text, False
 
 
 def _secs(value: float) -> str:
