@@ -3,6 +3,9 @@
 Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). Each line
 compares agentproc with the plain thing it wraps on this machine, right now:
 
+  start-version `agentproc --version` vs `python -c pass` (same interpreter)
+  start-run     `agentproc run` of a shell agent (sh -c 'echo ...') vs a bare
+                `python -c` that spawns the same agent with subprocess.run
   sdk-start     SDK echo agent (sync handler) vs the same agent by hand (stdlib)
   turn-echo     run_turn('/bin/echo hi') vs subprocess.run of it
   stream        100,000 partial lines + 10 MB of body through run_turn
@@ -37,6 +40,8 @@ PY = sys.executable
 AGENTPROC = str(Path(PY).parent / "agentproc")
 
 LIMITS = {
+    "start-version": 1.5,
+    "start-run": 3.0,
     "sdk-start": 1.3,
     "turn-echo": 1.15,
     "stream": 1.3,
@@ -94,6 +99,45 @@ def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def bench_start_version(work: Path, rounds: int) -> tuple[float, float]:
+    def run(argv: list[str]) -> float:
+        return (
+            timed(
+                lambda: [subprocess.run(argv, capture_output=True, check=True) for _ in range(10)]
+            )
+            / 10
+        )
+
+    return median_pair(
+        lambda: run([PY, "-c", "pass"]), lambda: run([AGENTPROC, "--version"]), rounds
+    )
+
+
+def bench_start_run(work: Path, rounds: int) -> tuple[float, float]:
+    folder = work / "sh-agent"
+    folder.mkdir(exist_ok=True)
+    (folder / "profile.yaml").write_text(
+        'command: /bin/sh\nargs: ["-c", "echo \\"You said: $AGENT_MESSAGE\\""]\n'
+    )
+    env = {**os.environ, "AGENTPROC_CACHE_DIR": str(work / "cache")}
+    base_code = (
+        "import os, subprocess\n"
+        "env = {**os.environ, 'AGENT_MESSAGE': 'hi'}\n"
+        "subprocess.run(['/bin/sh', '-c', 'echo \"You said: $AGENT_MESSAGE\"'], env=env)\n"
+    )
+
+    def run(argv: list[str]) -> float:
+        def once() -> None:
+            out = subprocess.run(argv, env=env, capture_output=True, check=True)
+            assert out.stdout == b"You said: hi\n", out
+
+        return timed(lambda: [once() for _ in range(10)]) / 10
+
+    ours = [AGENTPROC, "run", str(folder), "-m", "hi"]
+    run(ours)  # the first run validates the profile and fills the cache
+    return median_pair(lambda: run([PY, "-c", base_code]), lambda: run(ours), rounds)
 
 
 def bench_sdk_start(work: Path, rounds: int) -> tuple[float, float]:
@@ -393,6 +437,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         benches: dict[str, Callable[[], tuple[float, float]]] = {
+            "start-version": lambda: bench_start_version(work, rounds),
+            "start-run": lambda: bench_start_run(work, rounds),
             "sdk-start": lambda: bench_sdk_start(work, rounds),
             "turn-echo": lambda: bench_turn_echo(work, rounds),
             "stream": lambda: bench_stream(work, 1 if args.quick else 3),
