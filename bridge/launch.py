@@ -396,9 +396,9 @@ def build_plan(
             env[wire.ENV_MESSAGE_ON_STDIN] = "1"
             total = _total_size(argv, env)
         else:
-            # Point at stdin when the message is a good part of the excess.
-            big = len(message_bytes) >= total // 4
-            raise _total_too_large(argv, env, message_is_big=big)
+            # Point at stdin when taking the message out of the environment would be enough.
+            message_size = _env_entry_size(wire.ENV_MESSAGE, message_bytes) + _POINTER_BYTES
+            raise _total_too_large(argv, env, message_is_big=total - message_size <= _arg_space())
     if total > _arg_space():
         raise _total_too_large(argv, env, message_is_big=False)
 

@@ -503,7 +503,11 @@ def load_profile_text(text: str, source: str | os.PathLike[str] | None = None) -
         try:
             profile = Profile.model_validate(fields)
         except ValidationError as exc:
-            problems.extend(_pydantic_problem(err, lines) for err in exc.errors())
+            problems.extend(
+                _pydantic_problem(err, lines)
+                for err in exc.errors()
+                if reference is None or tuple(err["loc"]) not in reference.explained
+            )
     if problems or profile is None:
         raise _invalid(label, problems)
     if source is not None:
@@ -547,6 +551,8 @@ class _Reference:
     #: What was ignored, for the profile's load warnings.
     notes: list[tuple[int, str]] = field(default_factory=list)
     caller_cwd: bool = False
+    #: Fields whose validation error would repeat a problem already reported.
+    explained: set[Loc] = field(default_factory=set)
 
 
 def _from_reference(data: dict[Any, Any], outer: _Lines) -> _Reference:
@@ -627,6 +633,7 @@ def _reference_only_fields(fields: dict[str, Any], out: _Reference) -> None:
         executor = fields.pop("executor")
         line = lines.keys.get(("executor",), lines.top)
         if "command" not in fields:
+            out.explained.add(("command",))
             out.problems.append(
                 (
                     line,

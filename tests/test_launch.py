@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentproc import wire
-from bridge.errors import LaunchError
+from bridge.errors import LaunchError, ProfileError
 from bridge.launch import MAX_ARG_STRLEN, LaunchPlan, arg_max, build_plan, preflight
 from bridge.profile import Profile, load_profile
 
@@ -336,6 +336,21 @@ def test_default_environ_is_os_environ(tmp_path: Path, monkeypatch: pytest.Monke
     assert "AGENTPROC_TEST_SECRET" not in plan.env
 
 
+@pytest.mark.parametrize("inherit", ["infra", "minimal", "all"])
+def test_agentproc_debug_reaches_the_agent(tmp_path: Path, inherit: str) -> None:
+    """The SDK's failure note says `set AGENTPROC_DEBUG=1`; set for the bridge, it works."""
+    environ = {**ENVIRON, wire.ENV_DEBUG: "1", wire.ENV_HOME: "/elsewhere"}
+    plan = build_plan(
+        profile_at(tmp_path, f"command: ./agent\nenv_inherit: {inherit}"), "hi", environ=environ
+    )
+    assert plan.env[wire.ENV_DEBUG] == "1"
+    if inherit != "all":
+        assert wire.ENV_HOME not in plan.env, "only the debug switch, not every SDK setting"
+        assert "SECRET_TOKEN" not in plan.env
+    unset = plan_for(tmp_path, "command: ./agent")
+    assert wire.ENV_DEBUG not in unset.env
+
+
 def test_precedence_profile_env_then_extra_env_then_turn(tmp_path: Path) -> None:
     plan = plan_for(
         tmp_path,
@@ -468,6 +483,42 @@ def test_large_message_goes_to_stdin_only(tmp_path: Path) -> None:
     assert wire.ENV_MESSAGE not in plan.env
     assert plan.stdin_data == message.encode()
     assert plan.warnings == ()
+
+
+def test_flag_is_set_only_when_the_message_is_on_stdin_alone(tmp_path: Path) -> None:
+    fits = plan_for(tmp_path, "command: ./agent\nstdin: message", "x" * FITS)
+    assert fits.env[wire.ENV_MESSAGE] == "x" * FITS
+    assert wire.ENV_MESSAGE_ON_STDIN not in fits.env
+    big = plan_for(tmp_path, "command: ./agent\nstdin: message", "x" * (FITS + 1))
+    assert big.env[wire.ENV_MESSAGE_ON_STDIN] == "1"
+    assert wire.ENV_MESSAGE not in big.env
+
+
+def test_flag_is_set_when_the_total_is_too_large(tmp_path: Path) -> None:
+    """Each variable fits, but all of them together do not: the message goes to stdin."""
+    chunk = "v" * (MAX_ARG_STRLEN // 2)
+    count = arg_max() // len(chunk)
+    extra = {f"BIG_{i}": chunk for i in range(count - 2)}
+    message = "m" * (MAX_ARG_STRLEN - 100)
+    plan = plan_for(tmp_path, "command: ./agent\nstdin: message", message, extra_env=extra)
+    assert wire.ENV_MESSAGE not in plan.env
+    assert plan.env[wire.ENV_MESSAGE_ON_STDIN] == "1"
+    assert plan.stdin_data == message.encode()
+    with pytest.raises(LaunchError) as info:
+        plan_for(tmp_path, "command: ./agent", message, extra_env=extra)
+    assert "stdin: message" in info.value.hint
+
+
+def test_the_flag_cannot_be_set_by_a_profile_or_the_command_line(tmp_path: Path) -> None:
+    with pytest.raises(LaunchError, match="--env cannot set AGENT_MESSAGE_ON_STDIN"):
+        plan_for(tmp_path, "command: ./agent", extra_env={wire.ENV_MESSAGE_ON_STDIN: "1"})
+    path = tmp_path / "p.yaml"
+    path.write_text("command: ./agent\nenv:\n  AGENT_MESSAGE_ON_STDIN: '1'\n")
+    with pytest.raises(ProfileError, match="set by the bridge for every turn"):
+        load_profile(path)
+    stale = {**ENVIRON, wire.ENV_MESSAGE_ON_STDIN: "1"}
+    plan = plan_for(tmp_path, "command: ./agent\nenv_inherit: all", environ=stale)
+    assert wire.ENV_MESSAGE_ON_STDIN not in plan.env, "a bridge run by an agent passes none on"
 
 
 def test_message_in_args_too_large(tmp_path: Path) -> None:
@@ -657,3 +708,28 @@ def test_preflight_uses_the_plans_path_not_the_bridges(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, "command: sh", environ={"PATH": str(tmp_path)})
     with pytest.raises(LaunchError, match="not on PATH"):
         preflight(plan)
+
+
+# --- reference-format profiles -------------------------------------------------------------
+
+
+def test_reference_profile_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "profile.yaml").write_text(
+        "name: r\nmaintainer: me\nagentproc:\n  command: ./agent\n  include_stderr_in_reply: true\n"
+    )
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    profile = load_profile(folder)
+    plan = build_plan(profile, "hi", environ=ENVIRON)
+    assert plan.cwd == str(here) and plan.env["PWD"] == str(here)
+    assert plan.include_stderr_in_reply is True
+    assert plan.warnings == profile.load_warnings
+    (warning,) = plan.warnings
+    assert "maintainer (line 2)" in warning
+    again = build_plan(profile, "hi", environ=ENVIRON)
+    assert again.warnings == plan.warnings, "every plan carries them; a plan is not stateful"
+    explicit = build_plan(profile, "hi", cwd=tmp_path, environ=ENVIRON)
+    assert explicit.cwd == str(tmp_path), "--cwd still wins"

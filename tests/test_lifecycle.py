@@ -122,6 +122,54 @@ def test_stdin_message_is_delivered_whole(make_profile: Callable[..., Path]) -> 
     assert message_var == "unset"  # too large for the environment: stdin only
 
 
+def test_message_too_large_fails_before_the_agent_starts(
+    make_profile: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Without `stdin: message` a message the environment cannot carry is an error,
+    never a turn whose agent reads an empty AGENT_MESSAGE and "succeeds"."""
+    marker = tmp_path / "started"
+    r = run(sh(make_profile, f'touch {marker}; echo "[$AGENT_MESSAGE]"'), "z" * (200 * 1024))
+    assert r.exit_code == 2 and r.reply == ""
+    assert r.error is not None
+    assert "too large to pass in the environment (limit 128 KiB)" in r.error
+    assert "stdin: message" in r.hint
+    assert not marker.exists(), "nothing was spawned"
+
+
+def test_large_message_reaches_an_sdk_agent_through_stdin(
+    py_agent: Callable[..., Path],
+) -> None:
+    big = "word " * 100_000 + "end ✓"
+    r = run(py_agent("sdk_echo.py", stdin="message"), big)
+    assert (r.error, r.exit_code) == (None, 0)
+    assert r.reply == f"You said: {big}"
+    small = run(py_agent("sdk_echo.py", stdin="message"), "small")
+    assert small.reply == "You said: small"
+
+
+def test_flag_tells_a_shell_agent_where_the_message_is(make_profile: Callable[..., Path]) -> None:
+    script = 'echo "flag=$${AGENT_MESSAGE_ON_STDIN:-unset}"; wc -c'
+    r = run(sh(make_profile, script, stdin="message"), "q" * (200 * 1024))
+    flag, count = r.reply.split()
+    assert (flag, int(count)) == ("flag=1", 200 * 1024)
+    r = run(sh(make_profile, script, stdin="message"), "short")
+    assert r.reply.split() == ["flag=unset", "5"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_agentproc_debug_in_the_bridge_shows_the_traceback(
+    py_agent: Callable[..., Path], debug: bool
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "AGENTPROC_DEBUG"}
+    if debug:
+        environ["AGENTPROC_DEBUG"] = "1"
+    path = py_agent("sdk_cases.py", env={"SDK_CASE": "crash"})
+    r = run(path, environ=environ)
+    assert r.exit_code == 1
+    assert ("Traceback (most recent call last)" in r.stderr) is debug
+    assert ("set AGENTPROC_DEBUG=1 to see the traceback" in r.stderr) is not debug
+
+
 def test_stdin_none_is_at_eof(make_profile: Callable[..., Path]) -> None:
     r = run(sh(make_profile, "cat; echo end"))
     assert r.reply == "end"

@@ -538,6 +538,210 @@ def test_python_values_are_strict_too() -> None:
             Profile(command="x", **bad)  # type: ignore[arg-type]
 
 
+# --- the reference format (fields under `agentproc:`) ------------------------------------
+
+
+def test_reference_format_reads_the_block_and_the_metadata(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: ref
+        description: from the top level
+        tags: [a, b]
+        version: 2
+        agentproc:
+          command: ./agent
+          cwd: sub
+          timeout_secs: 60
+          env_inherit: minimal
+          env:
+            VERSION: 1.10
+          env_allowlist: []
+        """,
+    )
+    profile = load_profile(path)
+    assert (profile.name, profile.description, profile.tags) == (
+        "ref",
+        "from the top level",
+        ["a", "b"],
+    )
+    assert (profile.command, profile.cwd, profile.timeout_secs) == ("./agent", "sub", 60)
+    assert profile.env_inherit == "infra"
+    assert profile.env == {"VERSION": "1.10"}, "the author's spelling of a number is kept"
+    assert profile.env_allowlist == [], "an explicit allowlist is kept, even empty"
+    assert profile.is_reference_format and not profile.runs_in_caller_cwd
+    assert profile.load_warnings == (
+        f"{path}:4: ignored top-level keys this bridge does not use: version (line 4)",
+    )
+
+
+def test_reference_format_left_out_fields_mean_what_the_reference_means(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        agentproc:
+          command: ${TOOL_HOME}/bin/agent
+          args: ["--key", "${API_KEY}", "${AGENT_SESSION_NAME_X}", "$${NOT_A_VAR}"]
+          env:
+            OTHER: "${SECRET_TWO}"
+        """,
+    )
+    profile = load_profile(path)
+    assert profile.timeout_secs == 1800
+    assert profile.runs_in_caller_cwd
+    assert profile.env_allowlist == ["AGENT_SESSION_NAME_X", "API_KEY", "SECRET_TWO", "TOOL_HOME"]
+    assert profile.load_warnings == ()
+    native = load_profile(write(tmp_path, "command: ./agent\n", "native.yaml"))
+    assert native.timeout_secs == 300 and not native.runs_in_caller_cwd
+
+
+@pytest.mark.parametrize(("cwd", "expected"), [("~", "${HOME}"), ("~/src", "${HOME}/src")])
+def test_reference_format_expands_a_leading_tilde(tmp_path: Path, cwd: str, expected: str) -> None:
+    profile = load_profile(write(tmp_path, f"agentproc:\n  command: x\n  cwd: '{cwd}'\n"))
+    assert profile.cwd == expected
+
+
+def test_reference_only_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        agentproc:
+          executor: codex
+          command: ./agent
+          send_error_reply: false
+          include_stderr_in_reply: true
+        """,
+    )
+    profile = load_profile(path)
+    assert profile.include_stderr_in_reply is True
+    assert profile.load_warnings == (
+        f"{path}:2: ignored `agentproc.executor` (in-process executors are a feature of the "
+        "reference implementation); this bridge runs `command`",
+        f"{path}:4: ignored `agentproc.send_error_reply: false`: this bridge always tells the "
+        "user that a turn failed (the error is part of the turn's result and every channel "
+        "shows it)",
+    )
+    quiet = load_profile(
+        write(tmp_path, "agentproc:\n  command: x\n  send_error_reply: true\n", "q.yaml")
+    )
+    assert quiet.load_warnings == ()
+
+
+# (text, line, field, words): errors in reference files keep file, line and field.
+REFERENCE_INVALID = [
+    ("agentproc:\n", 1, "agentproc", "must be a mapping of profile fields"),
+    ("agentproc: [a]\n", 1, "agentproc", "not a list"),
+    ("agentproc: ./agent\n", 1, "agentproc", "not a single value"),
+    ("name: x\nagentproc:\n  cwd: .\n", 2, "agentproc.command", "is required but missing"),
+    ("agentproc:\n  commnd: ./a\n", 2, "agentproc.commnd", "did you mean 'command'?"),
+    (
+        "agentproc:\n  command: x\n  timeout_secs: true\n",
+        3,
+        "agentproc.timeout_secs",
+        "not a boolean",
+    ),
+    ("agentproc:\n  command: x\n  streaming: 'yes'\n", 3, "agentproc.streaming", "not text"),
+    ("agentproc:\n  command: x\n  env:\n    A: yes\n", 4, "agentproc.env.A", "is a boolean"),
+    (
+        "agentproc:\n  command: x\n  args: [ok, '{{SESION_ID}}']\n",
+        3,
+        "agentproc.args[1]",
+        "did you mean",
+    ),
+    ("agentproc:\n  command: x\n  command: y\n", 3, "agentproc.command", "duplicate key"),
+    (
+        "agentproc:\n  command: x\n  env_inherit: some\n",
+        3,
+        "agentproc.env_inherit",
+        "'infra' or 'all'",
+    ),
+    (
+        "agentproc:\n  command: x\n  stdin: message\n  permission: true\n",
+        4,
+        "agentproc.permission",
+        "cannot be true with `stdin: message`",
+    ),
+    ("agentproc:\n  executor: codex\n", 2, "agentproc.executor", "set `command` (and `args`)"),
+    (
+        "agentproc:\n  command: x\n  send_error_reply: 'no'\n",
+        3,
+        "agentproc.send_error_reply",
+        "must be true or false (got 'no')",
+    ),
+    (
+        "timeout_secs: 5\nagentproc:\n  command: x\n",
+        1,
+        "timeout_secs",
+        "move it inside `agentproc:`",
+    ),
+    ("name: [1]\nagentproc:\n  command: x\n", 1, "name", "must be a valid string"),
+    ("tags: [ok, [x]]\nagentproc:\n  command: x\n", 1, "tags[1]", "must be a valid string"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"), REFERENCE_INVALID, ids=[c[2] for c in REFERENCE_INVALID]
+)
+def test_reference_format_errors(
+    tmp_path: Path, text: str, line: int, field: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    mine = [p for p in info.value.problems if p.startswith(f"{path}:{line}: field '{field}': ")]
+    assert len(mine) == 1, info.value.problems
+    assert words in mine[0]
+
+
+def test_reference_metadata_inside_and_outside(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: outer\nagentproc:\n  name: inner\n  command: x\n")
+    profile = load_profile(path)
+    assert profile.name == "inner"
+    assert profile.load_warnings == (
+        f"{path}:1: ignored top-level keys this bridge does not use: "
+        "name (also set inside `agentproc:`) (line 1)",
+    )
+
+
+def test_native_profiles_stay_strict_about_unknown_keys(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, "command: x\nversion: 2\n"))
+    assert "field 'version': not a profile field" in problem
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "tags", "version", "command", "agentproc"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.text(max_size=5),
+            st.lists(st.text(max_size=3), max_size=2),
+            st.dictionaries(
+                st.sampled_from(["command", "executor", "send_error_reply", "cwd", "env", "bogus"]),
+                st.one_of(
+                    st.none(),
+                    st.booleans(),
+                    st.text(max_size=5),
+                    st.lists(st.integers(), max_size=2),
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=4,
+    )
+)
+def test_no_library_error_escapes_for_any_reference_shape(data: dict[str, object]) -> None:
+    import yaml
+
+    text = yaml.safe_dump(data)
+    try:
+        load_profile_text(text)
+    except ProfileError as exc:
+        assert exc.problems or exc.message
+
+
 # --- dispatch fields --------------------------------------------------------------------
 
 

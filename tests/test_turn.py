@@ -120,3 +120,47 @@ def test_cap_must_be_positive(bad: int) -> None:
 def test_framer_rejects_zero_limit() -> None:
     with pytest.raises(ValueError):
         wire.LineFramer(0)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "exit", "reply"),
+    [
+        (
+            b"hello\n",
+            ProcessExit(0, stderr_tail="note 1\nnote 2\n"),
+            "hello\n--- stderr ---\nnote 1\nnote 2",
+        ),
+        (
+            b'AGENT_PARTIAL:"streamed"\n',
+            ProcessExit(0, stderr_tail="n\n"),
+            "streamed\n--- stderr ---\nn",
+        ),
+        (b"", ProcessExit(0, stderr_tail="only this\n"), "--- stderr ---\nonly this"),
+        (b"hello\n", ProcessExit(0, stderr_tail=" \n\n"), "hello"),
+        (b"hello\n", ProcessExit(3, stderr_tail="boom\n"), "hello"),
+        (b'hello\nAGENT_ERROR:"no"\n', ProcessExit(0, stderr_tail="boom\n"), "hello"),
+        (b"hello\n", ProcessExit(0, timed_out=True, stderr_tail="late\n"), "hello"),
+    ],
+    ids=[
+        "body",
+        "partials-only",
+        "nothing-else",
+        "blank-stderr",
+        "failed",
+        "agent-error",
+        "timeout",
+    ],
+)
+def test_include_stderr_in_reply(stdout: bytes, exit: ProcessExit, reply: str) -> None:
+    turn = Turn(include_stderr_in_reply=True)
+    turn.feed(stdout)
+    turn.end_of_output()
+    result = turn.finish(exit)
+    assert result.reply == reply
+    assert result.stderr == exit.stderr_tail
+
+
+def test_stderr_in_reply_is_off_by_default() -> None:
+    turn = Turn()
+    turn.feed(b"hello\n")
+    assert turn.finish(ProcessExit(0, stderr_tail="note\n")).reply == "hello"
