@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from agentproc import AgentResult, Attachment, Context, ProtocolError, create_profile, wire
+from agentproc import (
+    AgentResult,
+    Attachment,
+    Context,
+    ProtocolError,
+    create_profile,
+    load_history,
+    wire,
+)
 from agentproc._sdk import Agent
 
 AGENTS = Path(__file__).parent / "agents"
@@ -834,3 +842,54 @@ def test_send_session_writes_at_once_and_refuses_invalid_ids() -> None:
     assert inv.lines[0] == "AGENT_SESSION:early-1"
     assert "bad/id" not in "".join(inv.lines) and "bad/id" in inv.stderr
     assert inv.session_id == "early-1" and inv.exit_code == 0
+
+
+# --- the README's SDK examples, as a reader would run them --------------------------------
+
+
+def readme_block(section: str, index: int = 0) -> str:
+    """The ``index``-th python code block under the README heading ``section``."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return body.split("```python\n")[index + 1].split("```", 1)[0]
+
+
+def test_readme_sdk_example_counts_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    from bridge import load_profile, run_turn
+
+    (tmp_path / "agent.py").write_text(readme_block("The SDK in a few lines"), encoding="utf-8")
+    (tmp_path / "profile.yaml").write_text('command: "{{PYTHON}} {{PROFILE_DIR}}/agent.py"\n')
+    profile = load_profile(tmp_path)
+    # HOME, not AGENTPROC_HOME: the bridge passes the infra variables only.
+    environ = {**base_env(), "HOME": str(tmp_path / "home")}
+    session, replies = "", []
+    for message in ["one", "two", "three", "four"]:
+        result = anyio.run(
+            lambda m=message, s=session: run_turn(profile, m, session_id=s, environ=environ)
+        )
+        assert result.error is None, result
+        session = result.session_id
+        replies.append(result.reply)
+    assert replies == ["Turn 1: one", "Turn 2: two", "Turn 3: three", "Turn 4: four"]
+    monkeypatch.setenv(wire.ENV_HOME, str(tmp_path / "home" / ".agentproc"))
+    entries = [(e.role, e.content) for e in load_history(session)]
+    assert entries[:2] == [("user", "one"), ("assistant", "Turn 1: one")]
+    assert len(entries) == 8
+
+
+def test_readme_test_it_by_hand_line_works(tmp_path: Path) -> None:
+    """The README's `AGENT_MESSAGE=hello .venv/bin/python agent.py`, from the project folder."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "`AGENT_MESSAGE=hello .venv/bin/python agent.py`" in text
+    agent = tmp_path / "agent.py"
+    agent.write_text(readme_block("The smallest agent"), encoding="utf-8")
+    venv_python = REPO / ".venv" / "bin" / "python"
+    if not venv_python.exists():
+        pytest.skip("no .venv here (the tests run from another environment)")
+    env = {**base_env(), wire.ENV_MESSAGE: "hello"}
+    done = subprocess.run(
+        [str(venv_python), str(agent)], env=env, cwd=REPO, capture_output=True, timeout=20
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"You said: hello\n", b"")
