@@ -7,9 +7,10 @@ installed wheel has them on disk and ``agentproc run codex`` works without a
 checkout or a network.
 
 :func:`resolve_profile_arg` is the one rule for a profile argument on the
-command line: an existing path is a path; otherwise it is a bundled name;
-otherwise it is an error that lists the names. :func:`~bridge.profile.load_profile`
-itself stays path-based.
+command line: ``bundled:NAME`` is always the bundled profile NAME; otherwise an
+existing path is a path; otherwise it is a bundled name; otherwise it is an
+error that lists the names. :func:`~bridge.profile.load_profile` itself stays
+path-based.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bridge.profile import PROFILE_FILE_NAMES, Profile, load_profile
 
 __all__ = [
     "BUNDLED_DIR",
+    "BUNDLED_PREFIX",
     "BundledProfile",
     "bundled_names",
     "copy_bundled",
@@ -35,6 +37,10 @@ __all__ = [
 
 #: Where the bundled profile folders live, inside the installed package.
 BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
+
+#: Names a bundled profile explicitly: ``bundled:codex`` is the bundled codex
+#: even when a file or folder called ``codex`` is in the current directory.
+BUNDLED_PREFIX = "bundled:"
 
 #: Never copied out with a profile: caches a run may have left in the package.
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
@@ -73,8 +79,19 @@ def bundled_names() -> list[str]:
     )
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the system cannot even look up (too
+    long, say) does not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def find_bundled(name: str) -> BundledProfile | None:
-    """The bundled profile called ``name``, or None. Names are folder names, exactly."""
+    """The bundled profile called ``name`` (or ``bundled:name``), or None.
+    Names are folder names, exactly."""
+    name = name.removeprefix(BUNDLED_PREFIX)
     if name not in bundled_names():
         return None
     folder = BUNDLED_DIR / name
@@ -91,58 +108,109 @@ def list_bundled() -> list[BundledProfile]:
 
 
 def _not_found(arg: str) -> ProfileNotFoundError:
+    explicit = arg.startswith(BUNDLED_PREFIX)
+    name = arg.removeprefix(BUNDLED_PREFIX)
     names = bundled_names()
-    close = difflib.get_close_matches(arg, names, n=1, cutoff=0.6)
-    guess = f"did you mean '{close[0]}'? " if close else ""
-    looks_like_path = os.sep in arg or "/" in arg or arg.endswith((".yaml", ".yml"))
-    what = "no such profile file or folder" if looks_like_path else "no bundled profile named"
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    guess = f"did you mean '{BUNDLED_PREFIX if explicit else ''}{close[0]}'? " if close else ""
+    if explicit:
+        message = f"profile not found: no bundled profile named {name!r}"
+    else:
+        looks_like_path = os.sep in arg or "/" in arg or arg.endswith((".yaml", ".yml"))
+        what = "no such profile file or folder" if looks_like_path else "no bundled profile named"
+        message = f"profile not found: {what} {arg!r}"
     return ProfileNotFoundError(
-        f"profile not found: {what} {arg!r}",
+        message,
         path=arg,
         hint=f"{guess}pass a profile file or folder, or one of the bundled profiles: "
         f"{', '.join(names) or '(none)'} (see `agentproc profiles list`)",
     )
 
 
+def shadowed_bundled_name(arg: str) -> str | None:
+    """The bundled profile a path argument is named like (``codex``,
+    ``./codex/``), or None."""
+    if arg.startswith(BUNDLED_PREFIX) or not arg.strip():
+        return None
+    name = os.path.normpath(arg)
+    if os.sep in name or "/" in name:
+        return None
+    return name if name in bundled_names() else None
+
+
 def resolve_profile_arg(arg: str) -> tuple[Path, bool]:
     """What a profile argument names: ``(path, is_bundled)``.
 
-    An existing file or folder wins, so a folder called ``codex`` in the
-    current directory is used rather than the bundled ``codex``. Otherwise a
-    bundled name gives that profile's file. Otherwise ProfileNotFoundError,
-    with the bundled names and a "did you mean".
+    ``bundled:NAME`` is the bundled profile NAME, whatever the current
+    directory holds. Otherwise an existing file or folder wins, so a folder
+    called ``codex`` in the current directory is used rather than the bundled
+    ``codex``. Otherwise a bundled name gives that profile's file. Otherwise
+    ProfileNotFoundError, with the bundled names and a "did you mean".
     """
+    if arg.startswith(BUNDLED_PREFIX):
+        name = arg.removeprefix(BUNDLED_PREFIX)
+        if name not in bundled_names():
+            raise _not_found(arg)
+        file = _profile_file(BUNDLED_DIR / name)
+        assert file is not None
+        return file, True
     given = Path(arg)
-    if given.exists():
+    if _exists(given):
         return given, False
-    bundled = BUNDLED_DIR / arg
     if arg in bundled_names():
-        file = _profile_file(bundled)
+        file = _profile_file(BUNDLED_DIR / arg)
         assert file is not None
         return file, True
     raise _not_found(arg)
 
 
 def load_profile_arg(arg: str, cwd: str | None = None) -> tuple[Profile, str | None]:
-    """Load the profile ``arg`` names (a path, or a bundled profile's name) and
-    give the working directory to run its turns in: ``cwd`` when given, else
-    the caller's current directory for a bundled profile (its own folder is
-    inside the installed package), else None (the profile decides)."""
+    """Load the profile ``arg`` names (a path, a bundled profile's name, or
+    ``bundled:NAME``) and give the working directory to run its turns in:
+    ``cwd`` when given, else the caller's current directory for a bundled
+    profile (its own folder is inside the installed package), else None (the
+    profile decides).
+
+    When a local file or folder named like a bundled profile fails to load,
+    the error's hint says that the bundled one exists and how to name it.
+    """
     path, bundled = resolve_profile_arg(arg)
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        name = None if bundled else shadowed_bundled_name(arg)
+        if name is not None:
+            note = (
+                f"'{arg}' is the local {'folder' if path.is_dir() else 'file'} {path.resolve()}; "
+                f"a bundled profile named {name!r} exists too: to run it, "
+                f"write {BUNDLED_PREFIX}{name}"
+            )
+            exc.hint = f"{note}; {exc.hint}" if exc.hint else note
+        raise
     if bundled and cwd is None:
         cwd = os.getcwd()
-    return load_profile(path), cwd
+    return profile, cwd
 
 
 def copy_bundled(name: str, dest: str | os.PathLike[str] | None = None) -> Path:
     """Copy the bundled profile ``name`` to ``dest`` (default ``./NAME``) for editing.
 
     ``dest`` must not exist, or be an empty folder. Returns the new folder.
+    ``name`` may be written ``bundled:NAME``.
     """
+    name = name.removeprefix(BUNDLED_PREFIX)
     if name not in bundled_names():
         raise _not_found(name)
     target = Path(dest) if dest is not None else Path(name)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    try:
+        occupied = target.exists() and (not target.is_dir() or any(target.iterdir()))
+    except (OSError, ValueError) as exc:
+        raise ProfileError(
+            f"cannot copy the profile to {target}: {getattr(exc, 'strerror', None) or exc}",
+            path=str(target),
+            hint="name another folder: agentproc profiles init NAME DIR",
+        ) from exc
+    if occupied:
         raise ProfileError(
             f"cannot copy the profile to {target}: it already exists and is not an empty folder",
             path=str(target),
