@@ -67,6 +67,8 @@ class TerminalChat:
         self._interrupts = 0
         self._quit_scope = anyio.CancelScope()
         self._dispatcher: Dispatcher | None = None
+        #: Turns that ended with an error (or could not be sent at all).
+        self.failed_turns = 0
 
     def say(self, text: str) -> None:
         """A line for the person, on stderr (stdout carries only replies)."""
@@ -81,7 +83,8 @@ class TerminalChat:
         return await ask_permission(self.lines, req)
 
     async def run(self) -> int:
-        """Chat until /quit, EOF or a second Ctrl-C; returns the exit status."""
+        """Chat until /quit, EOF or a second Ctrl-C; returns the exit status:
+        with piped input 1 when any turn failed, else 0."""
         async with (
             Dispatcher(
                 self.store, {self.name: self.profile}, on_permission=self._ask
@@ -95,7 +98,8 @@ class TerminalChat:
                 with self._quit_scope:
                     await self._loop(dispatcher, events)
                 tg.cancel_scope.cancel()
-        return 0
+        # A script feeding messages must learn that some got no answer.
+        return 1 if self.failed_turns and not self.interactive else 0
 
     async def _greet(self) -> None:
         if not self.interactive:
@@ -131,6 +135,7 @@ class TerminalChat:
         try:
             handle = await dispatcher.submit(self.key, message, from_user=self.from_user)
         except (Busy, BridgeError) as exc:
+            self.failed_turns += 1
             self.say(f"error: {exc}")
             return
         self._running_turn = handle.turn
@@ -150,6 +155,8 @@ class TerminalChat:
             self._running_turn = None
 
     def _show(self, result: TurnResult, streamed: list[str]) -> None:
+        if result.error is not None:
+            self.failed_turns += 1
         write_reply(self.out, self.err, streamed, result.reply)
         for warning in result.warnings:
             self.say(f"warning: {warning}")

@@ -17,6 +17,8 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
 
+    from .errors import LaunchError
+    from .profile import Profile
     from .turn import TurnResult
 
 
@@ -71,6 +73,66 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+#: A URL scheme (RFC 3986): a letter, then letters, digits, "+", "-" or ".".
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+
+_URL_EXAMPLES = "https://example.com/cat.png, file:///home/me/cat.png or /home/me/cat.png"
+
+
+def _url_problem(value: str) -> str:
+    """What is wrong with an attachment URL given on the command line ('' when
+    nothing): a URL with a scheme (http and https with a host) or an absolute
+    path, without blanks around it or control characters in it."""
+    import os
+
+    if not value.strip():
+        return "it is empty" if not value else "it is blank"
+    if value != value.strip():
+        return "it has spaces around it"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "it holds a control character (a newline or a tab, for instance)"
+    if value.startswith("/"):
+        return ""
+    scheme, colon, rest = value.partition(":")
+    if not colon or not scheme[:1].isalpha() or not set(scheme) <= _SCHEME_CHARS:
+        local = os.path.abspath(value)
+        if os.path.exists(local):
+            return f"it is not a URL; for this local file give its absolute path: {local}"
+        return "it is not a URL or an absolute path"
+    if any(ch.isspace() for ch in value):
+        return "a URL cannot hold spaces (write them as %20)"
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        from urllib.parse import urlsplit
+
+        try:
+            host = urlsplit(value).hostname
+        except ValueError as exc:
+            return f"it is not a valid URL ({exc})"
+        if not host:
+            return f"an {scheme} URL needs a host, like {scheme}://example.com/cat.png"
+    elif scheme == "file":
+        if not rest.lstrip("/"):
+            return "a file URL needs a path, like file:///home/me/cat.png"
+    elif not rest:
+        return f"there is nothing after '{scheme}:'"
+    return ""
+
+
+def _check_urls(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    for value in values:
+        problem = _url_problem(value)
+        if problem:
+            raise click.BadParameter(
+                f"{value!r}: {problem}. Give a URL or an absolute path, like {_URL_EXAMPLES}",
+                ctx=ctx,
+                param=param,
+            )
+    return values
+
+
 def _attachments(
     image: tuple[str, ...], file: tuple[str, ...], attach: tuple[str, ...]
 ) -> list[Attachment]:
@@ -91,9 +153,27 @@ def _attachments(
 @click.option("--session", "session_id", default="", help="Resume this agent session id.")
 @click.option("--session-name", default="default", show_default=True, help="AGENT_SESSION_NAME.")
 @click.option("--from", "from_user", default="", help="Who sends the message (AGENT_FROM_USER).")
-@click.option("--image-url", multiple=True, help="Attach an image by URL (repeatable).")
-@click.option("--file-url", multiple=True, help="Attach a file by URL (repeatable).")
-@click.option("--attach", multiple=True, help="Attach a URL; its type is guessed (repeatable).")
+@click.option(
+    "--image-url",
+    multiple=True,
+    callback=_check_urls,
+    metavar="URL",
+    help="Attach an image by URL or absolute path (repeatable).",
+)
+@click.option(
+    "--file-url",
+    multiple=True,
+    callback=_check_urls,
+    metavar="URL",
+    help="Attach a file by URL or absolute path (repeatable).",
+)
+@click.option(
+    "--attach",
+    multiple=True,
+    callback=_check_urls,
+    metavar="URL",
+    help="Attach a URL or absolute path; its type is guessed from the name (repeatable).",
+)
 @click.option("--cwd", type=click.Path(), help="Working directory for the agent.")
 @click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Extra variable.")
 @click.option(
@@ -126,10 +206,6 @@ def run(
     """
     if (message is None) == (not from_stdin):
         raise click.UsageError("give the message with -m TEXT or --stdin (exactly one of them)")
-    if from_stdin:
-        # surrogateescape: bytes that are not UTF-8 reach the agent unchanged.
-        message = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
-    assert message is not None
     extra_env = _parse_env(env_items)
     attachments = _attachments(image_url, file_url, attach)
 
@@ -137,18 +213,27 @@ def run(
     import anyio.abc
 
     from .bundled import load_profile_arg
-    from .errors import ProfileError
+    from .errors import BridgeError
     from .turn import failed_result
 
+    # The profile is loaded, and its command looked up, before the message is
+    # read: nobody types a long message into --stdin for an agent that cannot start.
     try:
         prof, cwd = load_profile_arg(profile, cwd)
-    except ProfileError as exc:
+        problem = cannot_start(prof, cwd, extra_env)
+        if problem is not None:
+            raise problem
+    except BridgeError as exc:
         if as_json:
             _print_json(
                 failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
             )
             sys.exit(exc.exit_code)
         raise
+    if from_stdin:
+        # surrogateescape: bytes that are not UTF-8 reach the agent unchanged.
+        message = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    assert message is not None
 
     printed: list[str] = []
 
@@ -217,6 +302,26 @@ def run(
     else:
         _print_human(result, printed)
     sys.exit(result.exit_code)
+
+
+def cannot_start(
+    prof: Profile, cwd: str | None = None, extra_env: dict[str, str] | None = None
+) -> LaunchError | None:
+    """Why ``prof``'s agent cannot start here at all (command not found, not
+    executable, working directory missing), or None. Problems of one turn's
+    input are not looked at: they belong to that turn."""
+    from .errors import LaunchError
+    from .launch import build_plan, preflight
+
+    try:
+        plan = build_plan(prof, "(start-up check)", cwd=cwd, extra_env=extra_env)
+    except LaunchError:
+        return None
+    try:
+        preflight(plan)
+    except LaunchError as exc:
+        return exc
+    return None
 
 
 def _print_json(result: TurnResult) -> None:

@@ -40,14 +40,29 @@ def chat(profile: str, session_name: str, from_user: str | None, data_dir: str |
     conversation, /quit, a second Ctrl-C or Ctrl-D leave. Starting again with
     the same --session-name resumes the same agent session. With piped input,
     each line is one message.
+
+    \b
+    Exit status: 0, or with piped input 1 when any turn failed (the others
+    still ran); 2 for a usage or profile error; 126 or 127 when the profile's
+    command cannot be run (with piped input nothing is sent; at a terminal
+    the chat says so and starts anyway, so you can install it meanwhile).
     """
     from .bundled import load_profile_arg
     from .chat import run_chat
+    from .cli import cannot_start
 
     prof, cwd = load_profile_arg(profile)
     if cwd is not None:
         # A bundled profile's turns run where the chat was started.
         prof = prof.model_copy(update={"cwd": cwd})
+    problem = cannot_start(prof)
+    if problem is not None:
+        if not sys.stdin.isatty():
+            raise problem
+        click.echo(f"warning: {problem.detail}", err=True)
+        if problem.hint:
+            click.echo(f"hint: {problem.hint}", err=True)
+        click.echo("warning: every message will fail until this is fixed", err=True)
     user = from_user if from_user is not None else os.environ.get("USER", "")
     sys.exit(run_chat(lambda: _store(data_dir), prof, session_name=session_name, from_user=user))
 
@@ -193,25 +208,101 @@ def reset(conversation: str, data_dir: str | None) -> None:
     click.echo(f"reset: {conversation} starts a fresh agent session on its next turn")
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_EXAMPLES = "30d, 12h, 90m, 3600s or 2w"
 
 
 def _duration(value: str) -> float:
+    """Seconds in an age like ``30d``; the unit is required (s, m, h, d, w)."""
     match = _DURATION.match(value)
     if not match:
         raise click.BadParameter(
-            f"{value!r} is not a duration like 30d, 12h, 90m or 3600s", param_hint="'--older-than'"
+            f"{value!r} is not a duration like {_DURATION_EXAMPLES}", param_hint="'--older-than'"
         )
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    number, unit = match.group(1), match.group(2).lower()
+    if not unit:
+        raise click.BadParameter(
+            f"{value!r} has no unit: add one, like {number}d (days), {number}h, {number}m, "
+            f"{number}s or {number}w",
+            param_hint="'--older-than'",
+        )
+    if unit not in _UNIT:
+        raise click.BadParameter(
+            f"{value!r}: unknown unit {unit!r}; use s, m, h, d or w (like {_DURATION_EXAMPLES})",
+            param_hint="'--older-than'",
+        )
+    return float(number) * _UNIT[unit]
+
+
+def _ago(ts: float, now: float) -> str:
+    """How long ago ``ts`` was, roughly: 40s, 5m, 3h, 12d."""
+    age = max(now - ts, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= size:
+            return f"{int(age // size)}{unit}"
+    return f"{int(age)}s"
 
 
 @sessions.command()
-@click.option("--older-than", required=True, help="Age like 30d, 12h, 90m or 3600s.")
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="Idle for longer than AGE: a number and a unit, s m h d or w (30d, 12h, 90m).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @data_dir_option
-def prune(older_than: str, data_dir: str | None) -> None:
-    """Delete conversations (with transcript and state) not used for a while."""
-    cutoff = time.time() - _duration(older_than)
+def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> None:
+    """Delete conversations (with transcript and state) idle for longer than AGE.
+
+    The conversations that would go are listed first. At a terminal you are
+    asked to confirm; otherwise (a script, a pipe) pass --yes, or nothing is
+    deleted. --dry-run only lists them.
+    """
+    seconds = _duration(older_than)
+    interactive = sys.stdin.isatty()
+    if not (dry_run or yes or interactive):
+        click.echo(
+            "error: not deleting anything: prune asks for confirmation and stdin is not a terminal",
+            err=True,
+        )
+        click.echo(
+            f"hint: check what would go with --dry-run, then add --yes: "
+            f"agentproc sessions prune --older-than {older_than} --yes",
+            err=True,
+        )
+        sys.exit(2)
+    now = time.time()
+    cutoff = now - seconds
+
+    async def candidates() -> list[Conversation]:
+        async with _store(data_dir) as store:
+            return [c for c in await store.conversations() if c.updated_at < cutoff]
+
+    old = _run(candidates())
+    plural = "s" if len(old) != 1 else ""
+    if not old:
+        click.echo(f"nothing to prune: no conversation idle for longer than {older_than}")
+        return
+    if dry_run or not yes:
+        for conv in old:
+            turns = f"{conv.turn_count} turn{'s' if conv.turn_count != 1 else ''}"
+            click.echo(
+                f"{conv.key}  {turns}  last used {_when(conv.updated_at)} "
+                f"({_ago(conv.updated_at, now)} ago)"
+            )
+    if dry_run:
+        click.echo(f"would prune {len(old)} conversation{plural} (dry run: nothing deleted)")
+        return
+    if not yes and not click.confirm(
+        f"Delete these {len(old)} conversation{plural} with their transcripts?",
+        default=False,
+        err=True,
+    ):
+        click.echo("nothing deleted", err=True)
+        sys.exit(1)
 
     async def go() -> int:
         async with _store(data_dir) as store:

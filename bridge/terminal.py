@@ -31,6 +31,9 @@ class StdinLines:
         self.fd = sys.stdin.fileno() if fd is None else fd
         self._buf = b""
         self._eof = False
+        # A regular file or /dev/null cannot be watched by the event loop
+        # (epoll refuses them), but reading one never blocks.
+        self._pollable = True
 
     @property
     def is_terminal(self) -> bool:
@@ -44,7 +47,11 @@ class StdinLines:
                     return None
                 line, self._buf = self._buf, b""
                 return line.decode("utf-8", "surrogateescape")
-            await anyio.wait_readable(self.fd)
+            if self._pollable:
+                try:
+                    await anyio.wait_readable(self.fd)
+                except PermissionError:
+                    self._pollable = False
             # The descriptor stays blocking; it is readable, so this returns
             # at once with whatever is there.
             data = os.read(self.fd, READ_SIZE)
