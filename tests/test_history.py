@@ -66,6 +66,13 @@ def test_list_form_as_the_documentation_writes_it(home: Path) -> None:
     assert len(load_history("s1")) == 3
 
 
+def test_session_file_path_refuses_what_is_not_an_id(home: Path) -> None:
+    for bad in (5, None, b"s1"):
+        with pytest.raises(ValueError, match="no history file for session id"):
+            session_file_path(bad)  # type: ignore[arg-type]
+    assert not home.exists()
+
+
 def test_session_file_path(home: Path) -> None:
     path = session_file_path("abc-1")
     assert path == session_file(home, "abc-1")

@@ -195,3 +195,85 @@ def test_partials_and_body_match_the_slow_rules(lines: list[str], cuts: list[int
             body.append(line)
     assert result.partials == partials
     assert result.reply == "\n".join(body)
+
+
+# --- permission frames -------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+frame_keys = st.sampled_from(
+    [
+        "request_id",
+        "id",
+        "tool_name",
+        "tool",
+        "input",
+        "description",
+        "tool_use_id",
+        "behavior",
+        "allow",
+        "updated_input",
+        "message",
+        "other",
+    ]
+)
+frames = st.one_of(
+    st.dictionaries(
+        frame_keys, json_values | st.sampled_from(["allow", "deny", "Bash"]), max_size=6
+    ),
+    json_values,
+)
+
+
+@settings(max_examples=300)
+@given(frames)
+def test_any_response_is_a_decision_and_only_clear_allows_allow(data: object) -> None:
+    import json
+
+    decision = wire.PermissionDecision.from_payload(json.dumps(data))
+    if decision.allow:
+        assert isinstance(data, dict)
+        votes = [data.get("behavior") == "allow"] if data.get("behavior") is not None else []
+        votes += [data["allow"] is True] if data.get("allow") is not None else []
+        assert votes and all(votes)
+    else:
+        assert decision.updated_input is None
+    assert isinstance(decision.message, str)
+
+
+@settings(max_examples=300)
+@given(frames)
+def test_any_request_parses_or_says_why(data: object) -> None:
+    import json
+
+    try:
+        request = wire.PermissionRequest.from_payload(json.dumps(data), "9")
+    except ValueError as exc:
+        assert str(exc).startswith("permission request")
+        return
+    assert request.tool and isinstance(request.id, str) and request.id
+    again = wire.PermissionRequest.from_payload(json.dumps(request.to_dict()), "?")
+    assert again.to_dict() == request.to_dict()
+
+
+@settings(max_examples=200)
+@given(
+    st.booleans(),
+    st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)),
+    st.text(max_size=10),
+    st.text(min_size=1, max_size=10),
+)
+def test_a_written_response_reads_back_the_same(
+    allow: bool, updated: dict[str, object] | None, message: str, request_id: str
+) -> None:
+    import json
+
+    decision = wire.PermissionDecision(allow, updated, message)
+    read = wire.PermissionDecision.from_payload(json.dumps(decision.to_response(request_id)))
+    assert (read.allow, read.message) == (allow, message)
+    assert read.updated_input == (updated if allow else None)

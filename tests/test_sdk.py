@@ -828,6 +828,13 @@ def test_agent_and_result_basics() -> None:
     assert ProtocolError("why").message == "why"
     with pytest.raises(ValueError):
         Context(wire.turn_env("x", permission=True)).request_permission("")
+    with pytest.raises(TypeError, match="tool_use_id must be a str"):
+        Context(wire.turn_env("x", permission=True)).request_permission(
+            "Bash",
+            tool_use_id=5,  # type: ignore[arg-type]
+        )
+    with pytest.raises(TypeError, match="input must be a dict"):
+        Context(wire.turn_env("x", permission=True)).request_permission("Bash", "ls")  # type: ignore[arg-type]
 
 
 def test_send_session_writes_at_once_and_refuses_invalid_ids() -> None:
