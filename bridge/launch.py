@@ -32,10 +32,15 @@ import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agentproc import wire
 from bridge.errors import LaunchError
-from bridge.profile import ENV_NAME_RE, TOKEN_RE, Profile
+from bridge.profile_files import ENV_NAME_RE, TOKEN_RE
+
+if TYPE_CHECKING:
+    from bridge.profile import Profile
+    from bridge.profile_cache import ProfileView
 
 __all__ = [
     "ARG_MAX_SAFETY_BYTES",
@@ -256,7 +261,7 @@ def _allowed(name: str, patterns: Iterable[str]) -> bool:
 
 
 def build_plan(
-    profile: Profile,
+    profile: Profile | ProfileView,
     message: str,
     *,
     session_id: str = "",

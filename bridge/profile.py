@@ -57,7 +57,7 @@ from bridge.profile_files import (
     MAX_PROFILE_BYTES,
     PROFILE_FILE_NAMES,
     TOKEN_RE,
-    display_name,
+    ProfileProperties,
     read_profile_bytes,
     resolve_profile_path,
 )
@@ -235,7 +235,7 @@ AllowPattern = Annotated[str, AfterValidator(_check_allow_pattern)]
 # --- the model -----------------------------------------------------------------
 
 
-class Profile(BaseModel):
+class Profile(ProfileProperties, BaseModel):
     """How to start an agent for one chat turn.
 
     The agent is started once per turn, without a shell, as ``[command, *args]``
@@ -383,42 +383,6 @@ class Profile(BaseModel):
                 "for its answers; remove one of them"
             )
         return value
-
-    @property
-    def source(self) -> Path | None:
-        """The file this profile was loaded from, or None."""
-        return self._source
-
-    @property
-    def profile_dir(self) -> Path:
-        """The folder relative paths are resolved against: the profile file's folder,
-        or the current directory for a profile not loaded from a file."""
-        if self._source is not None:
-            return self._source.parent
-        return Path.cwd()
-
-    @property
-    def load_warnings(self) -> tuple[str, ...]:
-        """Notes from loading the file, each ``FILE:LINE: ...``: what a
-        reference-format profile holds that this bridge does not use. Every
-        launch plan built from the profile carries them among its warnings."""
-        return self._load_warnings
-
-    @property
-    def is_reference_format(self) -> bool:
-        """True when the file wraps its fields in ``agentproc:`` (the reference format)."""
-        return self._reference
-
-    @property
-    def runs_in_caller_cwd(self) -> bool:
-        """True for a reference-format profile without ``cwd``: the reference runs
-        such an agent in the bridge's current directory, and so does this bridge."""
-        return self._caller_cwd and self.cwd is None
-
-    @property
-    def display_name(self) -> str:
-        """``name``, else the folder of a ``profile.yaml``, else the file's stem."""
-        return display_name(self.name, self._source)
 
 
 # --- loading --------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ProfileError, ProfileNotFoundError
 
@@ -94,3 +95,53 @@ def display_name(name: str | None, source: Path | None) -> str:
     if source.name in PROFILE_FILE_NAMES:
         return source.parent.name or source.stem
     return source.stem
+
+
+class ProfileProperties:
+    """What a profile says about itself beyond its fields; shared by the model
+    (:class:`bridge.profile.Profile`) and a cached profile
+    (:class:`bridge.profile_cache.ProfileView`), so the two cannot disagree."""
+
+    if TYPE_CHECKING:
+        name: str | None
+        cwd: str | None
+        _source: Path | None
+        _load_warnings: tuple[str, ...]
+        _caller_cwd: bool
+        _reference: bool
+
+    @property
+    def source(self) -> Path | None:
+        """The file this profile was loaded from, or None."""
+        return self._source
+
+    @property
+    def profile_dir(self) -> Path:
+        """The folder relative paths are resolved against: the profile file's folder,
+        or the current directory for a profile not loaded from a file."""
+        if self._source is not None:
+            return self._source.parent
+        return Path.cwd()
+
+    @property
+    def load_warnings(self) -> tuple[str, ...]:
+        """Notes from loading the file, each ``FILE:LINE: ...``: what a
+        reference-format profile holds that this bridge does not use. Every
+        launch plan built from the profile carries them among its warnings."""
+        return self._load_warnings
+
+    @property
+    def is_reference_format(self) -> bool:
+        """True when the file wraps its fields in ``agentproc:`` (the reference format)."""
+        return self._reference
+
+    @property
+    def runs_in_caller_cwd(self) -> bool:
+        """True for a reference-format profile without ``cwd``: the reference runs
+        such an agent in the bridge's current directory, and so does this bridge."""
+        return self._caller_cwd and self.cwd is None
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else the folder of a ``profile.yaml``, else the file's stem."""
+        return display_name(self.name, self._source)

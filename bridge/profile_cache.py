@@ -1,0 +1,139 @@
+"""Validated profiles, remembered: a one-shot command loads a profile without the model.
+
+Validating a profile needs YAML and the pydantic model, which cost more to
+import than everything else ``agentproc run`` does. A profile file changes
+rarely and is validated the same way every time, so the validated fields are
+kept in a small JSON file, keyed by a hash of the agentproc version, the
+file's resolved path and its exact bytes (never by time stamps): an edited
+file, a moved file or a new release is a miss, and a miss validates the file
+as always (with every error message) and writes the entry again.
+
+A hit gives a :class:`ProfileView`: the same fields and properties as a
+:class:`~bridge.profile.Profile`, read-only, without the model class. The
+cache is an optimisation only: any problem reading or writing it (a read-only
+home, a corrupt entry, a full disk) falls back to validating, silently.
+
+Where: ``$AGENTPROC_CACHE_DIR``, else ``$XDG_CACHE_HOME/agentproc``, else
+``~/.cache/agentproc``; ``AGENTPROC_CACHE_DIR=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from agentproc import __version__
+
+from .profile_files import ProfileProperties, read_profile_bytes, resolve_profile_path
+
+if TYPE_CHECKING:
+    from .profile import Profile
+
+__all__ = ["ProfileView", "cache_dir", "load_profile_cached"]
+
+#: Bumped when the entry format changes; part of every key.
+FORMAT = 1
+
+
+class ProfileView(ProfileProperties):
+    """A validated profile read from the cache: the fields of a Profile, read-only."""
+
+    if TYPE_CHECKING:  # the fields of bridge.profile.Profile (a test keeps them equal)
+        name: str | None
+        description: str
+        tags: list[str]
+        command: str
+        args: list[str] | None
+        cwd: str | None
+        env: dict[str, str]
+        env_allowlist: list[str]
+        env_inherit: Literal["infra", "all"]
+        timeout_secs: float
+        kill_grace_secs: float
+        max_reply_chars: int
+        truncation_suffix: str
+        max_line_bytes: int
+        max_stderr_bytes: int
+        include_stderr_in_reply: bool
+        streaming: bool
+        stdin: Literal["none", "message"]
+        permission: bool
+        permission_timeout_secs: float | None
+        busy_policy: Literal["queue", "reject", "interrupt", "collect"] | None
+        queue_limit: int | None
+        session_idle_secs: float | None
+
+    def __init__(self, fields: dict[str, Any], private: dict[str, Any], source: Path) -> None:
+        self.__dict__.update(fields)
+        self.__dict__.update(_PRIVATE_DEFAULTS)
+        self.__dict__.update({k: v for k, v in private.items() if k in _PRIVATE_DEFAULTS})
+        self.__dict__["_load_warnings"] = tuple(self.__dict__["_load_warnings"])
+        self.__dict__["_source"] = source
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a cached profile is read-only (tried to set {name})")
+
+
+#: The private attributes of a Profile a view keeps, with their defaults.
+_PRIVATE_DEFAULTS: dict[str, Any] = {
+    "_load_warnings": (),
+    "_caller_cwd": False,
+    "_reference": False,
+}
+
+
+def cache_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path | None:
+    """Where validated profiles are kept; None when the cache is off."""
+    env = os.environ if environ is None else environ
+    chosen = env.get("AGENTPROC_CACHE_DIR", "")
+    if chosen.lower() in ("off", "0", "none"):
+        return None
+    if chosen:
+        return Path(chosen) / "profiles"
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or "~", ".cache")
+    return Path(os.path.expanduser(base)) / "agentproc" / "profiles"
+
+
+def _key(file: Path, raw: bytes) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0{file}\0".encode())
+    digest.update(raw)
+    return digest.hexdigest()[:40]
+
+
+def load_profile_cached(path: str | os.PathLike[str]) -> Profile | ProfileView:
+    """:func:`bridge.load_profile`, answered from the cache when the file is unchanged."""
+    file = resolve_profile_path(path).resolve()
+    raw = read_profile_bytes(file)
+    folder = cache_dir()
+    entry = folder / f"{_key(file, raw)}.json" if folder is not None else None
+    if entry is not None:
+        try:
+            data = json.loads(entry.read_bytes())
+            return ProfileView(data["fields"], data["private"], file)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    from .profile import load_profile_bytes
+
+    profile = load_profile_bytes(raw, file)
+    if entry is not None:
+        _store(entry, profile)
+    return profile
+
+
+def _store(entry: Path, profile: Profile) -> None:
+    private = profile.__pydantic_private__ or {}
+    data = {
+        "fields": profile.model_dump(mode="json"),
+        "private": {k: private.get(k, v) for k, v in _PRIVATE_DEFAULTS.items()},
+    }
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, entry)
+    except OSError:
+        pass
