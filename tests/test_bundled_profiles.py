@@ -65,7 +65,9 @@ def claude_message(entry: dict[str, Any]) -> str:
     return "".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
-CLAUDE_SESSION = "8d2f6a0e-5b1c-4e0a-9f3d-2c7b1a4e6f90"
+#: The stable session id of the streams captured from the real Claude Code
+#: (e2e/tests/test_claude_code.py with E2E_CAPTURE=1).
+CLAUDE_SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
 
 CASES = [
     Case(
@@ -74,14 +76,14 @@ CASES = [
         session=CLAUDE_SESSION,
         reply="There are two entries: README.md and src.",
         partials=[
-            "Let me look",
-            " at the files.",
+            "Let me look a",
+            "t the files.",
             "\n\n",
-            "There are two entries: ",
-            "README.md and src.",
+            "There are two entries",
+            ": README.md and src.",
         ],
-        resume_reply="You asked about the files: README.md and src.",
-        error="Invalid API key · Please run /login",
+        resume_reply="You told me: swordfish.",
+        error="Invalid API key · Fix external API key",
         resumes=lambda argv, sid: f"--resume={sid}" in argv,
         message_in=claude_message,
         install="npm install -g @anthropic-ai/claude-code",
@@ -418,19 +420,23 @@ def test_claude_tool_approvals_are_asked_in_the_chat(fakes: Fakes, allow: bool) 
     result = run(CLAUDE, fakes, scenario="permission", on_permission=decide)
     assert result.error is None, (result.error, result.stderr)
     assert [r.tool for r in asked] == ["Bash"]
-    assert asked[0].input == {"command": "rm -rf build", "description": "Remove the build folder"}
+    command = {"command": "echo approved > approved.txt", "description": "Write approved.txt"}
+    assert asked[0].input == command
     entry = fakes.last()
     assert "--permission-prompt-tool" in entry["argv"]
     (response,) = entry["responses"]
     assert response["type"] == "control_response"
     inner = response["response"]
     assert inner["subtype"] == "success"
-    assert inner["request_id"] == "f3a9c1d2-7e4b-4a6c-9d8e-1b2c3d4e5f60"
+    recorded = (FAKES / "claude" / "permission.jsonl").read_text()
+    asked_id = next(
+        e["request_id"]
+        for e in map(json.loads, recorded.splitlines())
+        if e.get("type") == "control_request"
+    )
+    assert inner["request_id"] == asked_id
     if allow:
-        assert inner["response"] == {
-            "behavior": "allow",
-            "updatedInput": {"command": "rm -rf build", "description": "Remove the build folder"},
-        }
+        assert inner["response"] == {"behavior": "allow", "updatedInput": command}
     else:
         assert inner["response"] == {"behavior": "deny", "message": "not today"}
 

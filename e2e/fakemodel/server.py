@@ -119,6 +119,15 @@ class Exchange:
         self._h.wfile.write(body)
         self._h.wfile.flush()
 
+    def send_empty(self, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        """A response without a body (the answer to a ``HEAD`` probe)."""
+        self._h.send_response(status)
+        self._h.send_header("Content-Length", "0")
+        for name, val in (headers or {}).items():
+            self._h.send_header(name, val)
+        self._h.end_headers()
+        self._h.wfile.flush()
+
     def start_stream(
         self, content_type: str = "text/event-stream", headers: dict[str, str] | None = None
     ) -> None:

@@ -1,0 +1,228 @@
+"""The claude-code wrapper on streams recorded from the real Claude Code.
+
+The recordings in tests/fake_clis/claude/ were captured by the end-to-end
+suite (e2e/tests/test_claude_code.py, E2E_CAPTURE=1) from Claude Code 2.1.197
+talking to a fake Anthropic API; tests/fake_clis/fake_cli.py replays them.
+Each test runs the bundled profile through the bridge, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from agentproc.wire import PermissionDecision, PermissionRequest
+from bridge.profile import load_profile
+from bridge.runner import run_turn
+from bridge.turn import TurnResult
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = ROOT / "bridge" / "profiles" / "claude-code"
+FAKES = Path(__file__).parent / "fake_clis"
+#: The session id the recordings were made stable with.
+SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
+
+
+class FakeClaude:
+    """A ``claude`` on PATH that replays a recording and logs how it was called.
+
+    A run that resumes a session (``--resume``) replays ``on_resume`` when
+    given, so one turn can meet a lost session and then a fresh one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.bin = folder / "bin"
+        self.bin.mkdir()
+        self.log = folder / "fake-cli.log"
+        launcher = self.bin / "claude"
+        launcher.write_text(
+            f"#!{sys.executable}\n"
+            "import os, sys\n"
+            "sys.dont_write_bytecode = True\n"
+            f"sys.path.insert(0, {str(FAKES)!r})\n"
+            "resume = os.environ.get('FAKE_CLAUDE_ON_RESUME')\n"
+            "if resume and any(a.startswith('--resume') for a in sys.argv[1:]):\n"
+            "    os.environ['FAKE_CLI_SCENARIO'] = resume\n"
+            "import fake_cli\n"
+            "fake_cli.main('claude')\n"
+        )
+        launcher.chmod(0o755)
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def turn(
+        self,
+        scenario: str,
+        message: str = "hi",
+        *,
+        session_id: str = "",
+        on_resume: str = "",
+        on_permission: Callable[[PermissionRequest], PermissionDecision] | None = None,
+    ) -> TurnResult:
+        profile = load_profile(PROFILE)
+        environ = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+        environ["HOME"] = str(self.bin.parent)
+        env = {"FAKE_CLI_SCENARIO": scenario, "FAKE_CLI_LOG": str(self.log)}
+        if on_resume:
+            env["FAKE_CLAUDE_ON_RESUME"] = on_resume
+        partials: list[str] = []
+
+        async def go() -> TurnResult:
+            return await run_turn(
+                profile,
+                message,
+                session_id=session_id,
+                on_partial=partials.append,
+                on_permission=on_permission,
+                cwd=str(self.bin.parent),
+                env=env,
+                environ=environ,
+                timeout=30,
+            )
+
+        result = anyio.run(go)
+        assert result.partials == partials
+        return result
+
+
+@pytest.fixture
+def claude(tmp_path: Path) -> FakeClaude:
+    return FakeClaude(tmp_path)
+
+
+def recorded(scenario: str) -> list[dict[str, Any]]:
+    text = (FAKES / "claude" / f"{scenario}.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_plain(text: str) -> None:
+    assert "\x1b" not in text and "Traceback" not in text and '{"' not in text, text
+
+
+# --- API errors ----------------------------------------------------------------------------
+
+
+def test_an_api_error_is_not_streamed_as_the_answer(claude: FakeClaude) -> None:
+    # The recording has the synthetic "assistant" message Claude Code makes up.
+    synthetic = [e for e in recorded("error") if e.get("type") == "assistant"]
+    assert synthetic and synthetic[0]["message"]["model"] == "<synthetic>"
+    result = claude.turn("error")
+    assert result.exit_code == 1
+    assert result.partials == []
+    assert result.reply == ""
+    assert result.error is not None
+    assert result.error.startswith("Claude Code got no answer from the model API (HTTP 401)")
+    assert "Invalid API key" in result.error
+    assert "What to do: Set a valid ANTHROPIC_API_KEY" in result.error
+    assert_plain(result.error)
+    assert result.session_id == SESSION
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "advice"),
+    [
+        ("retry", 500, "send the message again in a moment"),
+        ("ratelimit", 429, "over its rate limit"),
+    ],
+)
+def test_a_retried_error_streams_a_retry_note_then_fails_readably(
+    claude: FakeClaude, scenario: str, status: int, advice: str
+) -> None:
+    result = claude.turn(scenario)
+    assert result.exit_code == 1
+    assert result.partials == [
+        f"(retrying: the model server answered {status}, attempt 1 of 1, shortly)"
+    ]
+    assert result.reply == ""
+    assert result.error is not None
+    assert f"(HTTP {status})" in result.error and advice in result.error, result.error
+    assert "API Error:" not in result.error  # Claude Code's prefix is not repeated
+    assert_plain(result.error)
+
+
+def test_a_broken_stream_asked_again_is_said_and_the_second_answer_is_the_reply(
+    claude: FakeClaude,
+) -> None:
+    result = claude.turn("cut")
+    assert result.error is None, result.error
+    assert result.reply == "The second try is whole."
+    streamed = "".join(result.partials)
+    assert streamed == (
+        "The first try breaks off"
+        "\n\n(the answer broke off; Claude Code asked the model again)"
+        "\n\nThe second try is whole."
+    )
+
+
+def test_refusing_to_skip_approvals_as_root_says_what_to_do(claude: FakeClaude) -> None:
+    result = claude.turn("root")
+    assert result.exit_code == 1
+    assert result.error is not None
+    assert "as root" in result.error and "IS_SANDBOX=1" in result.error, result.error
+    assert "CLAUDE_CODE_ARGS" in result.error
+    assert "exited with code" not in result.error
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def test_a_session_unknown_in_this_folder_starts_afresh_with_a_note(claude: FakeClaude) -> None:
+    result = claude.turn("first", "hello", session_id="an-old-session", on_resume="lost")
+    assert result.error is None, result.error
+    assert result.exit_code == 0
+    note, _, rest = result.reply.partition("\n\n")
+    assert "session an-old-session could not be resumed here" in note
+    assert rest == "There are two entries: README.md and src."
+    assert result.session_id == SESSION
+    lost, fresh = claude.entries()
+    assert "--resume=an-old-session" in lost["argv"]
+    assert not any(a.startswith("--resume") for a in fresh["argv"])
+    # The fresh run gets the message too.
+    user = [m for m in fresh["stdin_lines"] if m.get("type") == "user"]
+    assert user[0]["message"]["content"] == "hello"
+
+
+def test_a_failure_that_is_not_a_lost_session_is_not_retried(claude: FakeClaude) -> None:
+    result = claude.turn("error", session_id=SESSION, on_resume="error")
+    assert result.exit_code == 1
+    assert len(claude.entries()) == 1
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def test_the_approval_question_shows_the_command_not_only_its_summary(
+    claude: FakeClaude,
+) -> None:
+    asked: list[PermissionRequest] = []
+
+    def decide(request: PermissionRequest) -> PermissionDecision:
+        asked.append(request)
+        return PermissionDecision(True)
+
+    result = claude.turn("permission", on_permission=decide)
+    assert result.error is None, result.error
+    (request,) = asked
+    assert request.description == "echo approved > approved.txt (Write approved.txt)"
+    assert request.summary().startswith("echo approved > approved.txt")
+    assert request.tool_use_id == "toolu_fake_0001"
+
+
+def test_a_denied_tool_goes_back_to_claude_with_the_reason(claude: FakeClaude) -> None:
+    result = claude.turn(
+        "denied", on_permission=lambda request: PermissionDecision(False, None, "not here")
+    )
+    assert result.error is None, result.error
+    assert result.reply == "Done with the file."
+    (response,) = claude.entries()[-1]["responses"]
+    assert response["response"]["response"] == {"behavior": "deny", "message": "not here"}
