@@ -55,6 +55,9 @@ class Cut:
     """Start streaming ``text``, then drop the connection with no finish reason."""
 
     text: str = "This answer is cut"
+    #: End the response properly instead (the stream's last chunk is sent) but
+    #: still without the vendor's finish marker: a stream that just stops.
+    clean: bool = False
 
 
 @dataclass(frozen=True)
