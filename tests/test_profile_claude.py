@@ -133,6 +133,7 @@ def test_an_api_error_is_not_streamed_as_the_answer(claude: FakeClaude) -> None:
     [
         ("retry", 500, "send the message again in a moment"),
         ("ratelimit", 429, "over its rate limit"),
+        ("overloaded", 529, "overloaded for everyone"),
     ],
 )
 def test_a_retried_error_streams_a_retry_note_then_fails_readably(

@@ -170,7 +170,11 @@ def test_a_refused_key_fails_at_once_with_what_to_do(
 
 @pytest.mark.parametrize(
     ("code", "scenario", "words"),
-    [(500, "retry", "send the message again"), (429, "ratelimit", "rate limit")],
+    [
+        (500, "retry", "send the message again"),
+        (429, "ratelimit", "rate limit"),
+        (529, "overloaded", "overloaded"),
+    ],
 )
 def test_a_server_error_shows_the_retry_then_fails_readably(
     model: FakeModel,
