@@ -149,6 +149,38 @@ def test_a_session_from_another_folder_starts_afresh_with_a_note(
     assert "hello from there" in messages_of(model.model_calls[-1])
 
 
+def test_attachments_reach_the_model_as_an_image_block_and_a_file_path(
+    model: FakeModel, env: dict[str, str], project: Path, tmp_path: Path
+) -> None:
+    import base64
+
+    # A 1x1 PNG, and a text file.
+    dot = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    )
+    (tmp_path / "dot.png").write_bytes(dot)
+    (tmp_path / "notes.txt").write_text("remember the milk")
+    model.script(Reply("I see a dot and a note."))
+    env = claude_env(env, model)
+    data = run_json(
+        env,
+        project,
+        "look at these",
+        "--attach",
+        (tmp_path / "dot.png").as_uri(),
+        "--attach",
+        (tmp_path / "notes.txt").as_uri(),
+    )
+    assert data["error"] is None, data
+    (call,) = model.model_calls
+    blocks = [b for m in call.json["messages"] if m["role"] == "user" for b in m["content"]]
+    images = [b for b in blocks if b.get("type") == "image"]
+    assert [i["source"]["media_type"] for i in images] == ["image/png"]
+    assert base64.b64decode(images[0]["source"]["data"]) == dot
+    texts = " ".join(b.get("text", "") for b in blocks)
+    assert "look at these" in texts and "notes.txt (file, text/plain)" in texts
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
