@@ -200,6 +200,19 @@ def test_a_refused_key_fails_at_once_with_what_to_do(
     assert len(model.model_calls) == 1  # x-should-retry: false stops its retries
 
 
+def test_a_failed_first_turn_leaves_a_session_the_next_turn_resumes(
+    model: FakeModel, env: dict[str, str], project: Path
+) -> None:
+    model.script(Status(401), Reply("Now it works."))
+    env = claude_env(env, model)
+    first = run_json(env, project, "the first message")
+    assert first["exit_code"] == 1 and SESSION_ID.match(first["session_id"]), first
+    second = run_json(env, project, "the second message", "--session", first["session_id"])
+    assert second["error"] is None, second
+    assert second["reply"] == "Now it works."  # no note: Claude Code had kept the session
+    assert second["session_id"] == first["session_id"]
+
+
 @pytest.mark.parametrize(
     ("code", "scenario", "words"),
     [
