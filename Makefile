@@ -2,34 +2,69 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What running needs (the project and its dependencies), and the tools that
+# test, lint, type-check and benchmark it on top; `make run` installs only the first.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# Kept for anything that still names the old stamp: it is the full (dev) set-up.
+STAMP := $(DEV_STAMP)
 
-.PHONY: run test lint types pytest bench e2e clean
+# pip and setuptools: no version nag, no progress bars, only what went wrong.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_PROGRESS_BAR := off
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+.PHONY: run venv test lint types pytest bench e2e clean FORCE
 
-# A terminal chat with the echo agent; MESSAGE="..." runs one turn instead.
-run: $(STAMP)
-	@if [ -n "$${MESSAGE:-}" ]; then $(BIN)/agentproc run echo -m "$$MESSAGE"; \
-	else $(BIN)/agentproc chat echo; fi
+# A .venv whose python is missing or older than 3.11 (made by an older python3)
+# is rebuilt: the stamps depend on FORCE then, so their recipes run.
+VENV_OK := $(shell $(BIN)/python -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null)
+ifneq ($(VENV_OK),True)
+VENV_CHECK := FORCE
+endif
+
+# .venv itself, made (or remade) by $(PY) when missing or too old; installs nothing.
+venv:
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: agentproc needs Python 3.11 or newer; '$(PY)' is $$($(PY) -V 2>&1)." >&2; \
+	  echo "make: name a newer one with PY, e.g. make run PY=python3.12" >&2; exit 1; }
+	@if [ -e $(VENV) ] && [ "$(VENV_OK)" != True ]; then \
+	  echo "make: $(VENV) was made by a Python older than 3.11, or is broken: rebuilding it"; \
+	  rm -rf $(VENV); fi
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+
+# setuptools reports an editable install as a UserWarning ("Editable
+# installation..."); it is not a problem, so it is not shown.
+$(RUN_STAMP): pyproject.toml $(VENV_CHECK)
+	@$(MAKE) --no-print-directory venv
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): $(RUN_STAMP)
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# A terminal chat with the echo agent; MESSAGE='...' runs one turn instead.
+# The message reaches agentproc through the environment, as typed: neither
+# make nor the shell expands a $ in it.
+run: export AGENTPROC_MAKE_MESSAGE := $(value MESSAGE)
+run: $(RUN_STAMP)
+	@if [ -n "$$AGENTPROC_MAKE_MESSAGE" ]; then \
+	  exec $(BIN)/agentproc run echo -m "$$AGENTPROC_MAKE_MESSAGE"; \
+	else exec $(BIN)/agentproc chat echo; fi
 
 test: lint types pytest
 
-lint: $(STAMP)
-	$(BIN)/ruff check agentproc bridge tests bench e2e
-	$(BIN)/ruff format --check agentproc bridge tests bench e2e
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check agentproc bridge tests bench
+	$(BIN)/ruff format --check agentproc bridge tests bench
 
-types: $(STAMP)
+types: $(DEV_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(DEV_STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
 
 # The end-to-end suite: the real agent CLIs, at the versions pinned in e2e/
@@ -38,15 +73,15 @@ bench: $(STAMP)
 E2E_STAMP := e2e/.installed
 
 $(E2E_STAMP): e2e/package.json e2e/package-lock.json e2e/requirements-aider.txt
-	# npm ci refuses a lock that lacks other platforms' optional binaries (the
-	# registry here has only this one's); install from the lock without rewriting it.
-	cd e2e && npm install --no-save --no-audit --no-fund --loglevel=error
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	test -x e2e/.venv-aider/bin/python || $(PY) -m venv e2e/.venv-aider
 	e2e/.venv-aider/bin/python -m pip install --quiet -r e2e/requirements-aider.txt
 	touch $(E2E_STAMP)
 
-e2e: $(STAMP) $(E2E_STAMP)
-	sh e2e/offline.sh $(BIN)/pytest -q -p no:cacheprovider e2e/tests
+e2e: $(DEV_STAMP) $(E2E_STAMP)
+	$(BIN)/pytest -q e2e/tests
+
+FORCE:
 
 clean:
 	rm -rf $(VENV) e2e/node_modules e2e/.venv-aider $(E2E_STAMP) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
