@@ -223,9 +223,16 @@ def _parse_jsonl(lines: list[str], label: str) -> ParsedInput:
             else:
                 for i, raw in enumerate(raw_atts, 1):
                     try:
-                        attachments.append(Attachment.from_dict(raw))
+                        att = Attachment.from_dict(raw)
                     except ValueError as exc:
                         problems.append(f"{where}: attachment {i}: {exc}")
+                        continue
+                    if att.url != att.url.strip():
+                        problems.append(
+                            f"{where}: attachment {i}: the url is blank or has spaces around it"
+                        )
+                        continue
+                    attachments.append(att)
 
         message = data.get("message")
         if message is None:

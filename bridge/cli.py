@@ -197,12 +197,18 @@ def run(
     no_stream: bool,
     as_json: bool,
 ) -> None:
-    """Run one turn of PROFILE (a profile file or folder, or a bundled profile's
-    name, see `agentproc profiles list`) and print the reply.
+    """Run one turn of PROFILE and print the reply.
 
-    Streamed text is printed as it arrives, then the reply. Errors go to stderr
-    and the exit status is the turn's exit code (124 timeout, 130 cancelled,
-    1 agent error, 2 usage or profile error).
+    PROFILE is a profile file or folder, or a bundled profile's name (see
+    `agentproc profiles list`); bundled:NAME always means the bundled one,
+    even when a file or folder called NAME is in the current directory.
+
+    Streamed text is printed as it arrives. The final reply is printed after
+    it only when it says something else (then under a "--- final reply ---"
+    line on stderr), or when nothing streamed. Errors go to stderr and the
+    exit status is the turn's exit code (124 timeout, 130 cancelled, 127/126
+    command not found / not executable, 1 agent error, 2 usage or profile
+    error).
     """
     if (message is None) == (not from_stdin):
         raise click.UsageError("give the message with -m TEXT or --stdin (exactly one of them)")
@@ -347,7 +353,7 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
 @click.argument("profiles", nargs=-1, required=True)
 def validate(profiles: tuple[str, ...]) -> None:
     """Check profile files (or folders holding profile.yaml, or bundled profile
-    names) without running them."""
+    names, or bundled:NAME) without running them."""
     from .bundled import load_profile_arg
     from .errors import LaunchError, ProfileError
     from .launch import build_plan, preflight

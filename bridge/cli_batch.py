@@ -59,8 +59,8 @@ def batch(
     resume: bool,
     input_format: str,
 ) -> None:
-    """Run every message of INPUT through PROFILE (a profile file or folder, or a
-    bundled profile's name) and write one JSON line per item.
+    """Run every message of INPUT through PROFILE (a profile file or folder, a
+    bundled profile's name, or bundled:NAME) and write one JSON line per item.
 
     \b
     INPUT (a file, or - for stdin) is either

@@ -33,7 +33,9 @@ def _store(data_dir: str | None) -> SessionStore:
 @click.option("--from", "from_user", default=None, help="Your name for AGENT_FROM_USER.")
 @data_dir_option
 def chat(profile: str, session_name: str, from_user: str | None, data_dir: str | None) -> None:
-    """Chat with PROFILE in the terminal.
+    """Chat with PROFILE in the terminal (a profile file or folder, a bundled
+    profile's name, or bundled:NAME for the bundled one whatever the current
+    directory holds).
 
     Replies stream as they arrive. /new starts a fresh agent session, /cancel
     or Ctrl-C cancels a running turn, /session and /history show the

@@ -426,6 +426,10 @@ BAD_INPUTS = {
         '{"message": "a", "attachments": [{"type": "image"}]}\n',
         ":1: attachment 1: an attachment needs a non-empty url",
     ),
+    "blank attachment url": (
+        '{"message": "a", "attachments": [{"type": "image", "url": "   "}]}\n',
+        ":1: attachment 1: the url is blank",
+    ),
     "attachments not a list": ('{"message": "a", "attachments": {}}\n', ':1: "attachments"'),
     "bad session id": ('{"message": "a", "session_id": 5}\n', ':1: "session_id" must be'),
     "empty": ("\n  \n", "has no messages"),

@@ -299,6 +299,26 @@ def test_garbage_in_any_option_never_ends_in_a_traceback(tmp_path: Path) -> None
     assert not bad, bad
 
 
+@pytest.mark.parametrize("source", ["file", "/dev/null"])
+def test_chat_reads_its_messages_from_a_file(source: str, tmp_path: Path) -> None:
+    # A regular file (or /dev/null) cannot be watched by the event loop; it is
+    # read directly instead.
+    path = Path(source) if source == "/dev/null" else tmp_path / "messages.txt"
+    if source == "file":
+        path.write_text("one\ntwo\n")
+    with path.open("rb") as stdin:
+        proc = subprocess.run(
+            [AGENTPROC, "chat", str(ECHO), "--data-dir", str(tmp_path / "data")],
+            stdin=stdin,
+            capture_output=True,
+            timeout=30,
+        )
+    check_stderr(proc.stderr.decode())
+    assert proc.returncode == 0
+    expected = "You said: one\nYou said: two\n" if source == "file" else ""
+    assert proc.stdout.decode() == expected
+
+
 # --- 3. sessions prune --------------------------------------------------------------------
 
 
