@@ -25,11 +25,11 @@ from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .process import AgentProcess
 from .profile import Profile
+from .runner_sync import turn_for_plan
 from .turn import (
     Event,
     Partial,
     PermissionRequested,
-    Turn,
     TurnResult,
     failed_result,
 )
@@ -120,14 +120,7 @@ async def run_plan(
     """
     if started is None:
         started = time.monotonic()
-    turn = Turn(
-        streaming=plan.streaming,
-        max_reply_chars=plan.max_reply_chars,
-        truncation_suffix=plan.truncation_suffix,
-        max_line_bytes=plan.max_line_bytes,
-        session_id=session_id,
-        include_stderr_in_reply=plan.include_stderr_in_reply,
-    )
+    turn = turn_for_plan(plan, session_id)
     try:
         proc = AgentProcess.spawn(plan)
     except LaunchError as exc:

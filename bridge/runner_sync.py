@@ -23,7 +23,7 @@ from .launch import LaunchPlan, build_plan, preflight
 from .process_sync import BlockingProcess
 from .turn import Partial, PermissionRequested, Turn, TurnResult, failed_result
 
-__all__ = ["blocking_ok", "run_plan_blocking", "run_turn_blocking"]
+__all__ = ["blocking_ok", "run_plan_blocking", "run_turn_blocking", "turn_for_plan"]
 
 #: Said when an agent without a permission channel asks anyway (as the event-loop runner says).
 NO_CHANNEL = (
@@ -58,6 +58,18 @@ def run_turn_blocking(
     return run_plan_blocking(plan, session_id=session_id, on_partial=on_partial, started=started)
 
 
+def turn_for_plan(plan: LaunchPlan, session_id: str = "") -> Turn:
+    """The turn state machine set up as ``plan`` says; both runners start here."""
+    return Turn(
+        streaming=plan.streaming,
+        max_reply_chars=plan.max_reply_chars,
+        truncation_suffix=plan.truncation_suffix,
+        max_line_bytes=plan.max_line_bytes,
+        session_id=session_id,
+        include_stderr_in_reply=plan.include_stderr_in_reply,
+    )
+
+
 def run_plan_blocking(
     plan: LaunchPlan,
     *,
@@ -74,13 +86,7 @@ def run_plan_blocking(
         started = time.monotonic()
     if not blocking_ok(plan):
         raise ValueError("a plan with a permission channel needs the event-loop runner")
-    turn = Turn(
-        streaming=plan.streaming,
-        max_reply_chars=plan.max_reply_chars,
-        truncation_suffix=plan.truncation_suffix,
-        max_line_bytes=plan.max_line_bytes,
-        session_id=session_id,
-    )
+    turn = turn_for_plan(plan, session_id)
     try:
         proc = BlockingProcess.spawn(plan)
     except LaunchError as exc:

@@ -142,3 +142,9 @@ def test_off_the_main_thread_signals_are_left_alone(make_profile: Callable[..., 
     worker.start()
     worker.join(30)
     assert results and results[0].reply == "from-thread"
+
+
+def test_include_stderr_in_reply(make_profile: Callable[..., Path]) -> None:
+    path = lifecycle.sh(make_profile, "echo answer; echo note >&2", include_stderr_in_reply=True)
+    r = run_blocking(path)
+    assert r.reply.splitlines() == ["answer", "--- stderr ---", "note"]
