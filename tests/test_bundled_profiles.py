@@ -95,7 +95,7 @@ def codex_resumes(argv: list[str], session: str) -> bool:
     return argv[-4:] == ["resume", "--", session, "-"]
 
 
-CODEX_THREAD = "0199a213-81c0-7800-8aa1-bbab2a035a53"
+CODEX_THREAD = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
 CASES.append(
     Case(
         profile="codex",
@@ -104,7 +104,7 @@ CASES.append(
         reply="There is a README.md and a src folder.",
         partials=["Looking at the repository.", "\n\n", "There is a README.md and a src folder."],
         resume_reply="Earlier you asked about the files: README.md and src.",
-        error="unexpected status 401 Unauthorized: Missing bearer",
+        error="(HTTP 401 Unauthorized): Incorrect API key provided",
         resumes=codex_resumes,
         message_in=lambda entry: entry["stdin"],
         install="npm install -g @openai/codex",
@@ -118,7 +118,7 @@ def prompt_option(entry: dict[str, Any]) -> str:
     return prompts[0].removeprefix("--prompt=")
 
 
-GEMINI_SESSION = "c4a7e9b2-1d3f-4e5a-8b6c-7d8e9f0a1b2c"
+GEMINI_SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
 CASES.append(
     Case(
         profile="gemini-cli",
@@ -126,17 +126,21 @@ CASES.append(
         session=GEMINI_SESSION,
         reply="There are two entries: README.md and src.",
         partials=[
-            "Let me check",
-            " the files.",
+            "Let me c",
+            "heck the",
+            " files.",
             "\n\n",
-            "There are two entries: ",
-            "README.md and src.",
+            "There are two entries",
+            ": README.md and src.",
         ],
         resume_reply="You asked about the files: README.md and src.",
         error="API key not valid. Please pass a valid API key.",
         resumes=lambda argv, sid: f"--resume={sid}" in argv,
         message_in=prompt_option,
         install="npm install -g @google/gemini-cli",
+        # Gemini CLI saves no session for a turn that failed before the model
+        # answered; the wrapper names none (tests/test_profile_gemini.py).
+        extra={"session_on_error": False},
     )
 )
 OPENCODE_SESSION = "ses_494719016ffe85dkDMj0FPRbHK"
@@ -331,8 +335,11 @@ def test_an_error_event_fails_the_turn_with_its_message(case: Case, fakes: Fakes
     result = run(case, fakes, scenario="error")
     assert result.exit_code == 1
     assert result.error is not None and case.error in result.error, result.error
-    # The session named before the error still counts.
-    check_session(case, result)
+    if case.extra.get("session_on_error", True):
+        # The session named before the error still counts.
+        check_session(case, result)
+    else:
+        assert not result.session_captured, result
 
 
 @each
@@ -635,15 +642,18 @@ def test_codex_reads_the_prompt_from_stdin(fakes: Fakes) -> None:
 
 
 def test_codex_survives_an_error_it_recovers_from(fakes: Fakes) -> None:
-    result = run(CODEX, fakes, scenario="retry")
+    result = run(CODEX, fakes, scenario="recovered")
     assert result.error is None, (result.error, result.stderr)
-    assert result.reply == "Back again: all fine."
+    assert result.reply == "The second try is whole."
 
 
 def test_codex_reports_its_last_error_when_it_exits_without_a_turn_result(fakes: Fakes) -> None:
-    result = run(CODEX, fakes, scenario="lost")
+    result = run(CODEX, fakes, scenario="offline")  # killed while it waited for the network
     assert result.exit_code == 1
-    assert result.error == "stream disconnected before completion: connection reset"
+    assert result.error is not None
+    assert result.error.startswith(
+        "Codex got no answer from the model API: Connection failed: error sending request"
+    )
 
 
 def test_codex_gets_images_as_image_options(fakes: Fakes, tmp_path: Path) -> None:
@@ -661,11 +671,12 @@ GEMINI = BY_NAME["gemini-cli"]
 
 
 def test_gemini_says_what_its_exit_code_means(fakes: Fakes) -> None:
-    result = run(GEMINI, fakes, scenario="limit")
+    result = run(GEMINI, fakes, scenario="auth")
     assert result.exit_code == 1
     assert result.error is not None
-    assert "Gemini CLI exited with code 53 (turn limit reached)" in result.error
-    assert result.partials == ["Working on it"]
+    assert "Gemini CLI exited with code 41 (it could not authenticate" in result.error
+    assert "Invalid auth method selected." in result.error
+    assert result.partials == []
 
 
 def test_gemini_reads_attachments_from_an_included_folder(fakes: Fakes, tmp_path: Path) -> None:
