@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from urllib.parse import urlsplit
 
@@ -16,6 +15,8 @@ def attachment_for_url(url: str) -> Attachment:
     name says so, else file; ``name`` and ``mime_type`` filled in when known."""
     path = urlsplit(url).path
     name = posixpath.basename(path) or None
+    import mimetypes
+
     mime, _ = mimetypes.guess_type(path or url, strict=False)
     kind = _TOP_TYPES.get(mime.split("/", 1)[0], "file") if mime else "file"
     return Attachment(kind, url, name, mime)

@@ -15,14 +15,17 @@ path-based.
 
 from __future__ import annotations
 
-import difflib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 from bridge.errors import ProfileError, ProfileNotFoundError
-from bridge.profile import PROFILE_FILE_NAMES, Profile, load_profile
+from bridge.profile_files import PROFILE_FILE_NAMES
+
+if TYPE_CHECKING:
+    from bridge.profile import Profile
+    from bridge.profile_cache import ProfileView
 
 __all__ = [
     "BUNDLED_DIR",
@@ -43,7 +46,8 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
 BUNDLED_PREFIX = "bundled:"
 
 #: Never copied out with a profile: caches a run may have left in the package.
-_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+#: What is not copied out of a bundled profile's folder.
+_COPY_IGNORE_PATTERNS = ("__pycache__", "*.pyc", ".*")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class BundledProfile:
     tags: tuple[str, ...]
 
     def load(self) -> Profile:
+        from bridge.profile import load_profile
+
         return load_profile(self.file)
 
 
@@ -97,6 +103,8 @@ def find_bundled(name: str) -> BundledProfile | None:
     folder = BUNDLED_DIR / name
     file = _profile_file(folder)
     assert file is not None
+    from bridge.profile import load_profile
+
     profile = load_profile(file)
     return BundledProfile(name, folder, file, profile.description, tuple(profile.tags))
 
@@ -111,6 +119,8 @@ def _not_found(arg: str) -> ProfileNotFoundError:
     explicit = arg.startswith(BUNDLED_PREFIX)
     name = arg.removeprefix(BUNDLED_PREFIX)
     names = bundled_names()
+    import difflib
+
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     guess = f"did you mean '{BUNDLED_PREFIX if explicit else ''}{close[0]}'? " if close else ""
     if explicit:
@@ -164,7 +174,17 @@ def resolve_profile_arg(arg: str) -> tuple[Path, bool]:
     raise _not_found(arg)
 
 
-def load_profile_arg(arg: str, cwd: str | None = None) -> tuple[Profile, str | None]:
+@overload
+def load_profile_arg(
+    arg: str, cwd: str | None = None, *, cached: Literal[False] = False
+) -> tuple[Profile, str | None]: ...
+@overload
+def load_profile_arg(
+    arg: str, cwd: str | None = None, *, cached: bool
+) -> tuple[Profile | ProfileView, str | None]: ...
+def load_profile_arg(
+    arg: str, cwd: str | None = None, *, cached: bool = False
+) -> tuple[Profile | ProfileView, str | None]:
     """Load the profile ``arg`` names (a path, a bundled profile's name, or
     ``bundled:NAME``) and give the working directory to run its turns in:
     ``cwd`` when given, else the caller's current directory for a bundled
@@ -173,10 +193,20 @@ def load_profile_arg(arg: str, cwd: str | None = None) -> tuple[Profile, str | N
 
     When a local file or folder named like a bundled profile fails to load,
     the error's hint says that the bundled one exists and how to name it.
+    ``cached`` reads an unchanged profile from the cache of validated
+    profiles (:mod:`bridge.profile_cache`), for one-shot commands.
     """
     path, bundled = resolve_profile_arg(arg)
+    profile: Profile | ProfileView
     try:
-        profile = load_profile(path)
+        if cached:
+            from bridge.profile_cache import load_profile_cached
+
+            profile = load_profile_cached(path)
+        else:
+            from bridge.profile import load_profile
+
+            profile = load_profile(path)
     except ProfileError as exc:
         name = None if bundled else shadowed_bundled_name(arg)
         if name is not None:
@@ -216,8 +246,15 @@ def copy_bundled(name: str, dest: str | os.PathLike[str] | None = None) -> Path:
             path=str(target),
             hint="name a new folder: agentproc profiles init NAME DIR",
         )
+    import shutil
+
     try:
-        shutil.copytree(BUNDLED_DIR / name, target, ignore=_COPY_IGNORE, dirs_exist_ok=True)
+        shutil.copytree(
+            BUNDLED_DIR / name,
+            target,
+            ignore=shutil.ignore_patterns(*_COPY_IGNORE_PATTERNS),
+            dirs_exist_ok=True,
+        )
     except OSError as exc:
         raise ProfileError(
             f"cannot copy the profile to {target}: {exc.strerror or exc}",

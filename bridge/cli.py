@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .errors import LaunchError
     from .profile import Profile
+    from .profile_cache import ProfileView
     from .turn import TurnResult
 
 
@@ -215,9 +216,6 @@ def run(
     extra_env = _parse_env(env_items)
     attachments = _attachments(image_url, file_url, attach)
 
-    import anyio
-    import anyio.abc
-
     from .bundled import load_profile_arg
     from .errors import BridgeError
     from .turn import failed_result
@@ -225,7 +223,7 @@ def run(
     # The profile is loaded, and its command looked up, before the message is
     # read: nobody types a long message into --stdin for an agent that cannot start.
     try:
-        prof, cwd = load_profile_arg(profile, cwd)
+        prof, cwd = load_profile_arg(profile, cwd, cached=True)
         problem = cannot_start(prof, cwd, extra_env)
         if problem is not None:
             raise problem
@@ -248,7 +246,54 @@ def run(
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    turn_options: dict[str, Any] = {
+        "session_id": session_id,
+        "session_name": session_name,
+        "from_user": from_user,
+        "attachments": attachments,
+        "on_partial": None if as_json else on_partial,
+        "cwd": cwd,
+        "timeout": timeout,
+        "streaming": False if no_stream else None,
+    }
+    if prof.permission:
+        result = _run_with_permission(prof, message, turn_options, extra_env, from_stdin, as_json)
+    else:
+        # Nothing to answer while the agent runs: no event loop needed, which
+        # saves most of this command's start-up time.
+        from .runner_sync import run_turn_blocking
+
+        def on_signal(count: int) -> None:
+            if count == 1 and not as_json:
+                sys.stderr.write("\nagentproc: cancelling (again to kill now)\n")
+                sys.stderr.flush()
+
+        result = run_turn_blocking(
+            prof, message, extra_env=extra_env, on_signal=on_signal, **turn_options
+        )
+    if as_json:
+        _print_json(result)
+    else:
+        _print_human(result, printed)
+    sys.exit(result.exit_code)
+
+
+def _run_with_permission(
+    prof: Profile | ProfileView,
+    message: str,
+    turn_options: dict[str, Any],
+    extra_env: dict[str, str],
+    from_stdin: bool,
+    as_json: bool,
+) -> TurnResult:
+    """One turn on the event loop, asking the terminal when the agent wants a tool."""
+    import anyio
+    import anyio.abc
+
     from .terminal import StdinLines, ask_permission, deny_without_terminal
+    from .turn import failed_result
+
+    session_id = turn_options["session_id"]
 
     async def on_permission(req: PermissionRequest) -> PermissionDecision:
         if from_stdin:
@@ -285,33 +330,21 @@ def run(
                 result = await run_turn(
                     prof,
                     message,
-                    session_id=session_id,
-                    session_name=session_name,
-                    from_user=from_user,
-                    attachments=attachments,
-                    on_partial=None if as_json else on_partial,
                     on_permission=on_permission,
                     cancel=cancel,
-                    cwd=cwd,
                     env=extra_env,
-                    timeout=timeout,
-                    streaming=False if no_stream else None,
+                    **turn_options,
                 )
             tg.cancel_scope.cancel()
         if result is None:
             return failed_result("cancelled: the agent was killed", 130, session_id=session_id)
         return result
 
-    result = anyio.run(go)
-    if as_json:
-        _print_json(result)
-    else:
-        _print_human(result, printed)
-    sys.exit(result.exit_code)
+    return anyio.run(go)
 
 
 def cannot_start(
-    prof: Profile, cwd: str | None = None, extra_env: dict[str, str] | None = None
+    prof: Profile | ProfileView, cwd: str | None = None, extra_env: dict[str, str] | None = None
 ) -> LaunchError | None:
     """Why ``prof``'s agent cannot start here at all (command not found, not
     executable, working directory missing), or None. Problems of one turn's

@@ -93,7 +93,10 @@ class BlockingProcess:
         return cls(plan, popen)
 
     def stop(self) -> None:
-        """End the turn as cancelled. Safe in a signal handler."""
+        """End the turn as cancelled: SIGTERM, grace, SIGKILL; a second call kills
+        the group at once. Safe in a signal handler."""
+        if self._stop_requested:
+            self._signal_group(signal.SIGKILL)
         self._stop_requested = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")

@@ -3,10 +3,11 @@
 Validating a profile needs YAML and the pydantic model, which cost more to
 import than everything else ``agentproc run`` does. A profile file changes
 rarely and is validated the same way every time, so the validated fields are
-kept in a small JSON file, keyed by a hash of the agentproc version, the
-file's resolved path and its exact bytes (never by time stamps): an edited
-file, a moved file or a new release is a miss, and a miss validates the file
-as always (with every error message) and writes the entry again.
+kept in a small JSON file per profile path, used only when the agentproc
+version, the file's resolved path and its exact bytes are what the entry
+recorded (never time stamps): an edited file, a moved file or a new release
+is a miss, and a miss validates the file as always (with every error
+message) and writes the entry again.
 
 A hit gives a :class:`ProfileView`: the same fields and properties as a
 :class:`~bridge.profile.Profile`, read-only, without the model class. The
@@ -96,12 +97,24 @@ def cache_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path 
     return Path(os.path.expanduser(base)) / "agentproc" / "profiles"
 
 
-def _key(file: Path, raw: bytes) -> str:
-    import hashlib
+def _entry_name(file: Path) -> str:
+    """The entry's file name: a checksum of the path (no hashing library to
+    import); what is in the entry decides whether it is a hit."""
+    import zlib
 
-    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0{file}\0".encode())
-    digest.update(raw)
-    return digest.hexdigest()[:40]
+    path = os.fsencode(file)
+    return f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}.json"
+
+
+def _stamp(file: Path, raw: bytes) -> dict[str, str]:
+    """What an entry must match to be used: the format, the release, the path
+    and the exact bytes of the file (as Latin-1 text, which maps every byte)."""
+    return {
+        "format": str(FORMAT),
+        "version": __version__,
+        "path": os.fsdecode(file),
+        "text": raw.decode("latin-1"),
+    }
 
 
 def load_profile_cached(path: str | os.PathLike[str]) -> Profile | ProfileView:
@@ -109,24 +122,27 @@ def load_profile_cached(path: str | os.PathLike[str]) -> Profile | ProfileView:
     file = resolve_profile_path(path).resolve()
     raw = read_profile_bytes(file)
     folder = cache_dir()
-    entry = folder / f"{_key(file, raw)}.json" if folder is not None else None
+    entry = folder / _entry_name(file) if folder is not None else None
+    stamp = _stamp(file, raw)
     if entry is not None:
         try:
             data = json.loads(entry.read_bytes())
-            return ProfileView(data["fields"], data["private"], file)
+            if data["stamp"] == stamp:
+                return ProfileView(data["fields"], data["private"], file)
         except (OSError, ValueError, KeyError, TypeError):
             pass
     from .profile import load_profile_bytes
 
     profile = load_profile_bytes(raw, file)
     if entry is not None:
-        _store(entry, profile)
+        _store(entry, stamp, profile)
     return profile
 
 
-def _store(entry: Path, profile: Profile) -> None:
+def _store(entry: Path, stamp: dict[str, str], profile: Profile) -> None:
     private = profile.__pydantic_private__ or {}
     data = {
+        "stamp": stamp,
         "fields": profile.model_dump(mode="json"),
         "private": {k: private.get(k, v) for k, v in _PRIVATE_DEFAULTS.items()},
     }

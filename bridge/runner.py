@@ -14,7 +14,7 @@ import inspect
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -24,7 +24,6 @@ from agentproc import wire
 from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .process import AgentProcess
-from .profile import Profile
 from .runner_sync import turn_for_plan
 from .turn import (
     Event,
@@ -33,6 +32,10 @@ from .turn import (
     TurnResult,
     failed_result,
 )
+
+if TYPE_CHECKING:
+    from .profile import Profile
+    from .profile_cache import ProfileView
 
 PartialCallback = Callable[[str], Awaitable[None] | None]
 EventCallback = Callable[[Event], Awaitable[None] | None]
@@ -49,7 +52,7 @@ NO_HANDLER = "no one to ask: the bridge has no permission handler, so the reques
 
 
 async def run_turn(
-    profile: Profile,
+    profile: Profile | ProfileView,
     message: str,
     *,
     session_id: str = "",

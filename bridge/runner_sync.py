@@ -43,6 +43,7 @@ def run_turn_blocking(
     *,
     session_id: str = "",
     on_partial: Callable[[str], object] | None = None,
+    on_signal: Callable[[int], None] | None = None,
     **plan_options: Any,
 ) -> TurnResult:
     """:func:`bridge.run_turn` on this thread, for a profile without a permission
@@ -55,7 +56,9 @@ def run_turn_blocking(
         preflight(plan)
     except LaunchError as exc:
         return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
-    return run_plan_blocking(plan, session_id=session_id, on_partial=on_partial, started=started)
+    return run_plan_blocking(
+        plan, session_id=session_id, on_partial=on_partial, on_signal=on_signal, started=started
+    )
 
 
 def turn_for_plan(plan: LaunchPlan, session_id: str = "") -> Turn:
@@ -77,11 +80,14 @@ def run_plan_blocking(
     on_partial: Callable[[str], object] | None = None,
     started: float | None = None,
     stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+    on_signal: Callable[[int], None] | None = None,
 ) -> TurnResult:
     """Run a launch plan on this thread and return its result; never raises for a
     failed turn. ``on_partial`` gets each streamed chunk. While the agent runs,
     ``stop_signals`` cancel the turn (only on the main thread; elsewhere they
-    keep their handlers)."""
+    keep their handlers): the first stops the agent gently (SIGTERM, then
+    SIGKILL after ``kill_grace_secs``), a second kills it at once.
+    ``on_signal(n)`` is told of the n-th such signal (to say what happens)."""
     if started is None:
         started = time.monotonic()
     if not blocking_ok(plan):
@@ -113,7 +119,16 @@ def run_plan_blocking(
         if events:
             deliver(events)
 
-    restore = _catch(stop_signals, proc.stop)
+    received = 0
+
+    def stop() -> None:
+        nonlocal received
+        received += 1
+        proc.stop()
+        if on_signal is not None:
+            on_signal(received)
+
+    restore = _catch(stop_signals, stop)
     try:
         exit_info = proc.run(sink)
     finally:
@@ -123,6 +138,8 @@ def run_plan_blocking(
     changes: dict[str, Any] = {"duration_ms": int((time.monotonic() - started) * 1000)}
     if warnings:
         changes["warnings"] = warnings + result.warnings
+    if received > 1 and result.cancelled:
+        changes["error"] = "cancelled: the agent was killed"
     if callback_errors:
         changes["error"] = callback_errors[0]
         changes["cancelled"] = False

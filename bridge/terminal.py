@@ -16,8 +16,6 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-import anyio
-
 from agentproc.wire import PermissionDecision, PermissionRequest
 
 #: Bytes read from stdin at once.
@@ -49,6 +47,8 @@ class StdinLines:
                 return line.decode("utf-8", "surrogateescape")
             if self._pollable:
                 try:
+                    import anyio
+
                     await anyio.wait_readable(self.fd)
                 except PermissionError:
                     self._pollable = False
@@ -64,6 +64,8 @@ class StdinLines:
 
 
 async def ask_permission(lines: StdinLines, req: PermissionRequest) -> PermissionDecision:
+    import anyio
+
     """Ask ``Allow <tool>: <summary>? [y/N]`` on stderr and read the answer.
 
     Anything but y/yes is a denial, and so is the end of input.

@@ -148,3 +148,21 @@ def test_include_stderr_in_reply(make_profile: Callable[..., Path]) -> None:
     path = lifecycle.sh(make_profile, "echo answer; echo note >&2", include_stderr_in_reply=True)
     r = run_blocking(path)
     assert r.reply.splitlines() == ["answer", "--- stderr ---", "note"]
+
+
+def test_a_second_signal_kills_at_once(make_profile: Callable[..., Path]) -> None:
+    # The agent ignores SIGTERM and the grace is long: only the second signal
+    # (SIGKILL to the group) can end the turn before the test's timeout.
+    script = "trap '' TERM; echo 'AGENT_PARTIAL:\"go\"'; while :; do sleep 0.05; done"
+    path = lifecycle.sh(make_profile, script, kill_grace_secs=600)
+    told: list[int] = []
+
+    def on_partial(text: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    profile = load_profile(path)
+    r = run_turn_blocking(profile, "hi", on_partial=on_partial, on_signal=told.append)
+    assert r.cancelled and r.exit_code == 130
+    assert r.error == "cancelled: the agent was killed"
+    assert told == [1, 2]

@@ -166,3 +166,19 @@ def test_the_view_declares_every_field_of_the_model() -> None:
     source = inspect.getsource(ProfileView)
     for field in Profile.model_fields:
         assert f"        {field}: " in source, f"ProfileView does not declare {field}"
+
+
+def test_an_entry_for_other_bytes_or_another_path_is_a_miss(
+    make_profile: Callable[..., Path], private_cache: Path
+) -> None:
+    import json
+
+    path = make_profile(PROFILE)
+    load_profile_cached(path)
+    (entry,) = private_cache.glob("*.json")
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    for key, value in (("path", "/elsewhere/profile.yaml"), ("text", "command: x\n")):
+        changed = {**data, "stamp": {**data["stamp"], key: value}}
+        entry.write_text(json.dumps(changed), encoding="utf-8")
+        assert isinstance(load_profile_cached(path), Profile), key
+    assert isinstance(load_profile_cached(path), ProfileView)
