@@ -275,3 +275,11 @@ def test_a_command_the_read_only_sandbox_stopped_is_said(codex: FakeCodex) -> No
         "touch created.txt'`. To let Codex edit files in this folder, set CODEX_ARGS=\"--sandbox "
         'workspace-write".)'
     )
+
+
+def test_the_error_line_codex_prints_is_the_message(codex: FakeCodex) -> None:
+    # (With RUST_BACKTRACE set, a stack backtrace follows it: the end of stderr
+    # would say nothing.)
+    result = codex.turn("badconfig")
+    assert result.exit_code == 1
+    assert result.error == "Codex exited with code 1: Model provider `nope` not found"

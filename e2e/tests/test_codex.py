@@ -237,6 +237,20 @@ def test_an_option_codex_no_longer_has_is_named(
     assert model.model_calls == []
 
 
+def test_a_config_codex_cannot_load_is_quoted(
+    model: FakeModel, env: dict[str, str], project: Path, tmp_path: Path
+) -> None:
+    env = codex_env(env, model, record={"new": "badconfig"}, folder=tmp_path)
+    config = Path(env["CODEX_HOME"]) / "config.toml"
+    config.write_text(
+        config.read_text().replace('model_provider = "fake"', 'model_provider = "nope"')
+    )
+    result = agentproc("run", "codex", "-m", "hi", env=env, cwd=project)
+    assert result.code == 1, result
+    assert "Codex exited with code 1: Model provider `nope` not found" in result.err, result.err
+    assert_plain(result.err)
+
+
 def test_a_missing_cli_says_how_to_install_it(home: Path, project: Path) -> None:
     bare = {**base_env(home, with_clis=False), "OPENAI_API_KEY": "x"}
     result = agentproc("run", "codex", "-m", "hi", env=bare, cwd=project)

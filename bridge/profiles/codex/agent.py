@@ -119,7 +119,6 @@ def on_event(turn, event):
 def handle_event(turn, event):
     kind = event.get("type")
     if kind != "error":
-        turn.state["progress"] = time.monotonic()
         turn.state.pop("reconnecting", None)
     if kind == "thread.started":
         turn.session(event.get("thread_id"))
@@ -199,18 +198,30 @@ def on_exit(turn, code):
     with turn.state["lock"]:
         if code != 0 and turn.state.get("last_error"):
             turn.fail(failure(turn.state["last_error"]))
-        if code == 2 and turn.error is None:
+        said = error_line(turn.stderr_text()) if code != 0 and turn.error is None else ""
+        if said and code == 2:
             # A usage error: the reason is the `error:` line above the usage text.
-            for line in turn.stderr_text().splitlines():
-                if line.startswith("error:"):
-                    turn.fail(
-                        f"Codex did not accept its options: {line[6:].strip()}\n"
-                        "What to do: check CODEX_ARGS against `codex exec --help` "
-                        "(`--full-auto` is gone: use `--sandbox workspace-write`)."
-                    )
-                    break
+            advice = "check CODEX_ARGS against `codex exec --help`"
+            if "--full-auto" in said:
+                advice += " (`--full-auto` is gone: use `--sandbox workspace-write`)"
+            turn.fail(f"Codex did not accept its options: {said}\nWhat to do: {advice}.")
+        elif said and not session_lost(turn, code):
+            # Its own error, above a stack backtrace that would otherwise be the
+            # end of stderr quoted (a config it cannot load, say).
+            turn.fail(f"Codex exited with code {code}: {said}")
         if turn.error is None and turn.state.get("sandbox_note"):
             turn.note(turn.state["sandbox_note"])
+
+
+def error_line(stderr):
+    """The first `error` line Codex wrote on stderr (with the next, if it goes on there)."""
+    lines = [line.strip() for line in stderr.splitlines()]
+    for number, line in enumerate(lines):
+        if line.lower().startswith("error"):
+            if line.endswith(":") and number + 1 < len(lines):
+                line = f"{line} {lines[number + 1]}"
+            return re.sub(r"^error:\s*", "", line, flags=re.I)
+    return ""
 
 
 def session_lost(turn, code):
@@ -228,7 +239,10 @@ def stall_limit():
 
 def handle(ctx):
     executable = CODEX.path()
-    options = ["exec", "--json", "--skip-git-repo-check"]
+    extra = CODEX.extra_args()
+    options = ["exec", "--json"]
+    if "--skip-git-repo-check" not in extra:  # Codex refuses it twice
+        options.append("--skip-git-repo-check")
     # `codex exec` ignores OPENAI_BASE_URL and reads its key from CODEX_API_KEY;
     # pass on what a user set the usual OpenAI way.
     base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
@@ -236,7 +250,6 @@ def handle(ctx):
         options += ["-c", f"openai_base_url={json.dumps(base_url)}"]
     if os.environ.get("OPENAI_API_KEY") and not os.environ.get("CODEX_API_KEY"):
         os.environ["CODEX_API_KEY"] = os.environ["OPENAI_API_KEY"]
-    extra = CODEX.extra_args()
     limit = stall_limit()
     folder = tempfile.mkdtemp(prefix="agentproc-codex-")
     try:

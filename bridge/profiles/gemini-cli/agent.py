@@ -182,7 +182,10 @@ def retry_notes(turn, stop):
     while not stop.wait(RETRY_POLL_SECS):
         found = list(RETRY.finditer(turn.stderr_text()))
         if len(found) < seen:
-            seen = 0  # the kept tail moved on
+            # The kept tail of stderr moved on past older retries: take what is
+            # there as told (saying old retries again would be wrong, and a
+            # note after the answer would take it out of the reply).
+            seen = len(found)
         for match in found[seen:]:
             attempt, cause, delay_ms = match.groups()
             status = STATUS_IN_TEXT.search(cause)
