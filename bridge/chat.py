@@ -102,6 +102,10 @@ class TerminalChat:
         return 1 if self.failed_turns and not self.interactive else 0
 
     async def _greet(self) -> None:
+        # What loading the profile noted (a reference-format file's unused
+        # keys) is said once here, not after every turn.
+        for warning in self.profile.load_warnings:
+            self.say(f"warning: {warning}")
         if not self.interactive:
             return
         conv = await self.store.get(self.key)
@@ -159,7 +163,8 @@ class TerminalChat:
             self.failed_turns += 1
         write_reply(self.out, self.err, streamed, result.reply)
         for warning in result.warnings:
-            self.say(f"warning: {warning}")
+            if warning not in self.profile.load_warnings:
+                self.say(f"warning: {warning}")
         if result.error is not None:
             self.say(f"error: {result.error}")
             if result.hint:

@@ -403,6 +403,8 @@ def validate(profiles: tuple[str, ...]) -> None:
             continue
         label = f" ({prof.name})" if prof.name else ""
         click.echo(f"ok: {path}{label}")
+        for note in prof.load_warnings:
+            click.echo(f"warning: {note}", err=True)
         try:
             preflight(build_plan(prof, "validate"))
         except LaunchError as exc:

@@ -16,7 +16,8 @@ def profiles() -> None:
     """The bundled profiles: agent CLIs and examples, runnable by name.
 
     Any of them runs with `agentproc run NAME -m TEXT`, in the current directory
-    unless --cwd says otherwise.
+    unless --cwd says otherwise. Write bundled:NAME to reach one even when a
+    local file or folder has that name.
     """
 
 

@@ -63,14 +63,36 @@ class StdinLines:
         return line.rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
-async def ask_permission(lines: StdinLines, req: PermissionRequest) -> PermissionDecision:
-    import anyio
+#: How much of a tool's input the question shows: enough for a command or a
+#: path and its content's start, short enough to read before answering.
+INPUT_SHOWN_CHARS = 600
 
-    """Ask ``Allow <tool>: <summary>? [y/N]`` on stderr and read the answer.
+
+def describe_request(req: PermissionRequest) -> str:
+    """The question's lead-in: the tool, what the agent says it is for, and the
+    input it would run with (the input is what is really allowed)."""
+    import json
+
+    lines = [f"agentproc: the agent asks to use {req.tool}"]
+    if req.description:
+        lines.append(f"  why:   {' '.join(req.description.split())}")
+    if req.input:
+        shown = json.dumps(req.input, ensure_ascii=False, sort_keys=True)
+        if len(shown) > INPUT_SHOWN_CHARS:
+            shown = shown[: INPUT_SHOWN_CHARS - 1] + "…"
+        lines.append(f"  input: {shown}")
+    return "\n".join(lines)
+
+
+async def ask_permission(lines: StdinLines, req: PermissionRequest) -> PermissionDecision:
+    """Show the request (tool, description, input) on stderr, ask
+    ``Allow <tool>? [y/N]`` and read the answer.
 
     Anything but y/yes is a denial, and so is the end of input.
     """
-    sys.stderr.write(f"Allow {req.tool}: {req.summary()}? [y/N] ")
+    import anyio
+
+    sys.stderr.write(f"{describe_request(req)}\nAllow {req.tool}? [y/N] ")
     sys.stderr.flush()
     try:
         answer = await lines.readline()

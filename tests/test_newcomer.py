@@ -493,3 +493,38 @@ def test_piped_chat_exits_1_when_a_turn_failed(
     run = chat(profile, tmp_path / "data", "fine\nfail\n")
     assert run.code == 1
     assert chat(profile, tmp_path / "data", "fine\nagain\n").code == 0
+
+
+# --- notes from loading a reference-format profile ------------------------------------------
+
+
+def _reference_profile(tmp_path: Path) -> Path:
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "profile.yaml").write_text(
+        "name: ref\nversion: 0.3\nagentproc:\n  command: /bin/echo hi\n", encoding="utf-8"
+    )
+    return folder
+
+
+def test_validate_shows_what_a_reference_profile_holds_that_is_not_used(tmp_path: Path) -> None:
+    run = cli("validate", _reference_profile(tmp_path))
+    assert run.code == 0
+    assert "ok:" in run.out
+    assert "warning:" in run.err and "version" in run.err
+
+
+def test_chat_says_a_load_note_once_not_after_every_turn(tmp_path: Path) -> None:
+    run = cli(
+        "chat",
+        _reference_profile(tmp_path),
+        input=b"one\ntwo\nthree\n",
+        env={**os.environ, "AGENTPROC_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert run.code == 0, run.err
+    assert run.err.count("ignored top-level keys") == 1
+
+
+def test_profiles_help_names_the_bundled_prefix() -> None:
+    run = cli("profiles", "--help")
+    assert run.code == 0 and "bundled:NAME" in run.out
