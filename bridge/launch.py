@@ -142,6 +142,9 @@ class LaunchPlan:
     permission_timeout_secs: float | None
     #: Things the user should know that do not stop the turn (unset ${VAR}, ...).
     warnings: tuple[str, ...] = ()
+    #: Programs the agent needs besides its command: (program, install hint,
+    #: variable naming a replacement or "").
+    requires: tuple[tuple[str, str, str], ...] = ()
     #: Add the stderr tail to the reply of a turn that succeeded.
     include_stderr_in_reply: bool = False
 
@@ -424,7 +427,16 @@ def build_plan(
         permission_timeout_secs=profile.permission_timeout_secs,
         warnings=(*profile.load_warnings, *expander.warnings),
         include_stderr_in_reply=profile.include_stderr_in_reply,
+        requires=tuple(_requirement(r) for r in profile.requires),
     )
+
+
+def _requirement(item: object) -> tuple[str, str, str]:
+    """(program, install, env) of a Requirement, or of its cached JSON form."""
+    if isinstance(item, dict):
+        return (str(item["program"]), str(item.get("install") or ""), str(item.get("env") or ""))
+    program, install, env = (getattr(item, k) for k in ("program", "install", "env"))
+    return (program, install or "", env or "")
 
 
 def _env_entry_size(key: str, value: bytes) -> int:
@@ -523,12 +535,40 @@ _FLAGS_WITHOUT_VALUE = frozenset(
 )
 
 
+def _check_requirements(plan: LaunchPlan, cwd: str) -> None:
+    """Each program the profile says the agent needs is there (or the variable
+    naming a replacement points at one); else LaunchError, exit 127."""
+    if not plan.requires:
+        return
+    search = _search_path(plan.env.get("PATH", os.defpath), cwd)
+    for program, install, var in plan.requires:
+        chosen = plan.env.get(var, "") if var else ""
+        wanted = chosen or program
+        if "/" in wanted:
+            path = os.path.join(cwd, wanted)
+            found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+        else:
+            found = shutil.which(wanted, path=search)
+        if found is not None:
+            continue
+        where = f"{var}={chosen!r} names no program" if chosen else f"{wanted!r} is not on PATH"
+        hint = f"install it: {install}" if install else "install it"
+        if var and not chosen:
+            hint += f"; or set {var} to its full path"
+        raise LaunchError(
+            f"this agent needs {program}, which is not installed here ({where})",
+            hint=f"{hint}; PATH used: {search or '(empty)'}",
+            exit_code=127,
+        )
+
+
 def preflight(plan: LaunchPlan) -> str:
     """Check that ``plan`` can start here; return the executable's path.
 
     Raises :class:`LaunchError`: working directory missing or not a directory
-    (exit 2), command not found (127), not executable (126), and a script that
-    a known interpreter would fail to open (127).
+    (exit 2), command not found (127), not executable (126), a program the
+    profile ``requires`` not found (127), and a script that a known
+    interpreter would fail to open (127).
     """
     cwd = plan.cwd
     if not os.path.exists(cwd):
@@ -577,6 +617,8 @@ def preflight(plan: LaunchPlan) -> str:
                 exit_code=127,
             )
         executable = found
+
+    _check_requirements(plan, cwd)
 
     script = _script_argument(plan.argv)
     if script is not None and not os.path.exists(os.path.join(cwd, script)):

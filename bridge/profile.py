@@ -77,6 +77,7 @@ __all__ = [
     "PROFILE_FILE_NAMES",
     "TOKEN_RE",
     "Profile",
+    "Requirement",
     "load_profile",
     "load_profile_text",
     "native_profile_text",
@@ -238,6 +239,32 @@ AllowPattern = Annotated[str, AfterValidator(_check_allow_pattern)]
 # --- the model -----------------------------------------------------------------
 
 
+def _check_program(name: str) -> str:
+    if not name.strip() or name != name.strip():
+        raise ValueError("must be a program name or path, without blanks around it")
+    if "\0" in name:
+        raise ValueError("must not contain a NUL character")
+    return name
+
+
+class Requirement(BaseModel):
+    """A program the agent needs at run time besides its own command (the CLI a
+    wrapper drives): checked before the first turn, so a missing one is said up
+    front with the command that installs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    program: Annotated[str, AfterValidator(_check_program)] = Field(
+        description="The program's name, looked up on the agent's PATH, or its path."
+    )
+    install: str = Field(default="", description="How to install it, shown when it is missing.")
+    env: EnvName | None = Field(
+        default=None,
+        description="A variable that names the program to use instead (like CLAUDE_CODE_BIN); "
+        "when the agent's environment sets it, that program is checked.",
+    )
+
+
 class Profile(ProfileProperties, BaseModel):
     """How to start an agent for one chat turn.
 
@@ -361,6 +388,12 @@ class Profile(ProfileProperties, BaseModel):
         "(queued turns, or messages merged by 'collect' and 'interrupt'); one more is "
         "refused. null uses the bridge's default (5).",
     )
+    requires: list[Requirement] = Field(
+        default=[],
+        description="Programs the agent needs besides its command (the CLI a wrapper runs), "
+        "each {program, install, env}; a missing one fails the turn before it starts "
+        "(exit 127) with the install command.",
+    )
     session_idle_secs: OptionalSeconds = Field(
         default=None,
         gt=0,
@@ -438,7 +471,9 @@ def load_profile_text(text: str, source: str | os.PathLike[str] | None = None) -
             profile = Profile.model_validate(fields)
         except ValidationError as exc:
             problems.extend(
-                pydantic_problem(err, lines, Profile.model_fields)
+                pydantic_problem(
+                    err, lines, Profile.model_fields, {"requires": Requirement.model_fields}
+                )
                 for err in exc.errors()
                 if reference is None or tuple(err["loc"]) not in reference.explained
             )

@@ -65,6 +65,7 @@ class ProfileView(ProfileProperties):
         busy_policy: Literal["queue", "reject", "interrupt", "collect"] | None
         queue_limit: int | None
         session_idle_secs: float | None
+        requires: list[dict[str, str | None]]
 
     def __init__(self, fields: dict[str, Any], private: dict[str, Any], source: Path) -> None:
         self.__dict__.update(fields)

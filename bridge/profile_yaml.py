@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +256,12 @@ def show_value(value: object) -> str | None:
     return None
 
 
-def pydantic_problem(err: Any, lines: Lines, field_names: Iterable[str]) -> tuple[int, str]:
+def pydantic_problem(
+    err: Any,
+    lines: Lines,
+    field_names: Iterable[str],
+    nested: Mapping[str, Iterable[str]] | None = None,
+) -> tuple[int, str]:
     """Turn one pydantic error into ``(line, "field 'x': what is wrong")``.
 
     ``field_names`` are the model's fields, to suggest one for a misspelt key.
@@ -284,7 +289,7 @@ def pydantic_problem(err: Any, lines: Lines, field_names: Iterable[str]) -> tupl
     if kind == "missing":
         return line, f"{where}: is required but missing"
     if kind == "extra_forbidden":
-        return line, f"{where}: {_unknown_field(loc, field_names)}"
+        return line, f"{where}: {_unknown_field(loc, field_names, nested)}"
     if kind == "invalid_key":
         return line, f"{where}: field names must be text"
     if kind == "value_error":
@@ -296,10 +301,21 @@ def pydantic_problem(err: Any, lines: Lines, field_names: Iterable[str]) -> tupl
     return line, f"{where}: {text}"
 
 
-def _unknown_field(loc: Loc, field_names: Iterable[str]) -> str:
-    text = "not a profile field"
-    if len(loc) == 1 and isinstance(loc[0], str):
-        close = difflib.get_close_matches(loc[0], list(field_names), n=1, cutoff=0.6)
+def _unknown_field(
+    loc: Loc, field_names: Iterable[str], nested: Mapping[str, Iterable[str]] | None = None
+) -> str:
+    """ "not a profile field", with the closest real name. ``nested`` names the
+    fields of the items of a list-of-mappings field (``requires[0].program``)."""
+    names: Iterable[str] | None = None
+    if len(loc) == 1:
+        text, names = "not a profile field", field_names
+    elif len(loc) == 3 and isinstance(loc[0], str) and nested and loc[0] in nested:
+        text, names = f"not a field of a `{loc[0]}` entry", nested[loc[0]]
+    else:
+        text = "not a profile field"
+    key = loc[-1]
+    if names is not None and isinstance(key, str):
+        close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
         if close:
             text += f"; did you mean '{close[0]}'?"
     return text

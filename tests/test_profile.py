@@ -54,6 +54,7 @@ DEFAULTS = [
     ("busy_policy", None),
     ("queue_limit", None),
     ("session_idle_secs", None),
+    ("requires", []),
 ]
 
 
