@@ -274,8 +274,9 @@ def test_a_missing_cli_says_how_to_install_it(
 ) -> None:
     bare = {**base_env(home, with_clis=False), "ANTHROPIC_API_KEY": "x"}
     result = agentproc("run", "claude-code", "-m", "hi", env=bare, cwd=project)
-    assert result.code == 1, result
-    assert "not installed" in result.err
+    # The profile names its CLI (requires), so the bridge says it before starting anything.
+    assert result.code == 127, result
+    assert "needs claude" in result.err and "not installed" in result.err
     assert "npm install -g @anthropic-ai/claude-code" in result.err
     assert "CLAUDE_CODE_BIN" in result.err
     assert_plain(result.err)
