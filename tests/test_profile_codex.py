@@ -271,7 +271,7 @@ def test_a_command_the_read_only_sandbox_stopped_is_said(codex: FakeCodex) -> No
     answer, note = result.reply.split("\n\n")
     assert answer == "The file system is read-only."
     assert note == (
-        "(Codex's sandbox is read-only here, so it could not run `/bin/bash -lc 'sleep 0.5; "
+        "(Codex's sandbox is read-only here, so it could not run `/bin/bash -lc 'sleep 1; "
         "touch created.txt'`. To let Codex edit files in this folder, set CODEX_ARGS=\"--sandbox "
         'workspace-write".)'
     )

@@ -288,7 +288,7 @@ def test_a_command_the_read_only_sandbox_stops_is_said(
     # instant one is run and answered without an item, hence the sleep.)
     model.script(
         ToolUse(
-            "exec_command", {"cmd": "sleep 0.5; touch created.txt"}, text="I will make the file."
+            "exec_command", {"cmd": "sleep 1; touch created.txt"}, text="I will make the file."
         ),
         Reply("The file system is read-only."),
     )

@@ -119,6 +119,26 @@ def test_a_failed_first_turn_does_not_leave_the_conversation_stuck(
     assert "second try" in contents(model.model_calls[-1])
 
 
+def test_a_turn_that_failed_after_a_tool_ran_keeps_its_session(
+    model: FakeModel, env: dict[str, str], project: Path
+) -> None:
+    # Once a tool ran, Gemini CLI has saved the session: it is named, and the
+    # next turn resumes it with what was said before the failure.
+    model.script(
+        ToolUse("list_directory", {"dir_path": "."}, text="Looking."),
+        Status(401),
+        Reply("Resumed."),
+    )
+    env = gemini_env(env, model)
+    first = run_json(env, project, "first message")
+    assert first["error"] is not None and "HTTP 401" in first["error"]
+    assert first["session_captured"] and SESSION_ID.match(first["session_id"])
+    second = run_json(env, project, "second message", "--session", first["session_id"])
+    assert second["error"] is None, second
+    assert second["reply"] == "Resumed."
+    assert "first message" in contents(model.model_calls[-1])
+
+
 def test_a_session_gemini_does_not_have_starts_afresh_with_a_note(
     model: FakeModel, env: dict[str, str], tmp_path: Path
 ) -> None:
