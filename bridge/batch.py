@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from agentproc.wire import Attachment
 
+from .attachments import URL_EXAMPLES, url_problem
 from .errors import BridgeError, UsageError
 
 if TYPE_CHECKING:
@@ -227,9 +228,11 @@ def _parse_jsonl(lines: list[str], label: str) -> ParsedInput:
                     except ValueError as exc:
                         problems.append(f"{where}: attachment {i}: {exc}")
                         continue
-                    if att.url != att.url.strip():
+                    problem = url_problem(att.url)
+                    if problem:
                         problems.append(
-                            f"{where}: attachment {i}: the url is blank or has spaces around it"
+                            f"{where}: attachment {i}: url {att.url!r}: {problem}; "
+                            f"give a URL or an absolute path, like {URL_EXAMPLES}"
                         )
                         continue
                     attachments.append(att)

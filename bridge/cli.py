@@ -74,60 +74,16 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-#: A URL scheme (RFC 3986): a letter, then letters, digits, "+", "-" or ".".
-_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
-
-_URL_EXAMPLES = "https://example.com/cat.png, file:///home/me/cat.png or /home/me/cat.png"
-
-
-def _url_problem(value: str) -> str:
-    """What is wrong with an attachment URL given on the command line ('' when
-    nothing): a URL with a scheme (http and https with a host) or an absolute
-    path, without blanks around it or control characters in it."""
-    import os
-
-    if not value.strip():
-        return "it is empty" if not value else "it is blank"
-    if value != value.strip():
-        return "it has spaces around it"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return "it holds a control character (a newline or a tab, for instance)"
-    if value.startswith("/"):
-        return ""
-    scheme, colon, rest = value.partition(":")
-    if not colon or not scheme[:1].isalpha() or not set(scheme) <= _SCHEME_CHARS:
-        local = os.path.abspath(value)
-        if os.path.exists(local):
-            return f"it is not a URL; for this local file give its absolute path: {local}"
-        return "it is not a URL or an absolute path"
-    if any(ch.isspace() for ch in value):
-        return "a URL cannot hold spaces (write them as %20)"
-    scheme = scheme.lower()
-    if scheme in ("http", "https"):
-        from urllib.parse import urlsplit
-
-        try:
-            host = urlsplit(value).hostname
-        except ValueError as exc:
-            return f"it is not a valid URL ({exc})"
-        if not host:
-            return f"an {scheme} URL needs a host, like {scheme}://example.com/cat.png"
-    elif scheme == "file":
-        if not rest.lstrip("/"):
-            return "a file URL needs a path, like file:///home/me/cat.png"
-    elif not rest:
-        return f"there is nothing after '{scheme}:'"
-    return ""
-
-
 def _check_urls(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...]:
+    from .attachments import URL_EXAMPLES, url_problem
+
     for value in values:
-        problem = _url_problem(value)
+        problem = url_problem(value)
         if problem:
             raise click.BadParameter(
-                f"{value!r}: {problem}. Give a URL or an absolute path, like {_URL_EXAMPLES}",
+                f"{value!r}: {problem}. Give a URL or an absolute path, like {URL_EXAMPLES}",
                 ctx=ctx,
                 param=param,
             )

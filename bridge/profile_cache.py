@@ -4,10 +4,11 @@ Validating a profile needs YAML and the pydantic model, which cost more to
 import than everything else ``agentproc run`` does. A profile file changes
 rarely and is validated the same way every time, so the validated fields are
 kept in a small JSON file per profile path, used only when the agentproc
-version, the file's resolved path and its exact bytes are what the entry
-recorded (never time stamps): an edited file, a moved file or a new release
-is a miss, and a miss validates the file as always (with every error
-message) and writes the entry again.
+version (and the profile model's own source files), the file's resolved
+path and its exact bytes are what the entry recorded: an edited file, a
+moved file, a changed model or a new release is a miss, and a miss
+validates the file as always (with every error message) and writes the
+entry again.
 
 A hit gives a :class:`ProfileView`: the same fields and properties as a
 :class:`~bridge.profile.Profile`, read-only, without the model class. The
@@ -107,12 +108,33 @@ def _entry_name(file: Path) -> str:
     return f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}.json"
 
 
+#: The modules whose code decides what a validated profile holds.
+_MODEL_MODULES = ("profile.py", "profile_reference.py", "profile_yaml.py", "profile_files.py")
+
+
+def _model_stamp() -> str:
+    """Size and time of the profile model's source files: a changed model (a
+    new field, in a checkout or an upgrade that kept the version) is a miss."""
+    here = os.path.dirname(__file__)
+    parts = []
+    for name in _MODEL_MODULES:
+        try:
+            st = os.stat(os.path.join(here, name))
+        except OSError:
+            parts.append(f"{name}:-")
+            continue
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return " ".join(parts)
+
+
 def _stamp(file: Path, raw: bytes) -> dict[str, str]:
-    """What an entry must match to be used: the format, the release, the path
-    and the exact bytes of the file (as Latin-1 text, which maps every byte)."""
+    """What an entry must match to be used: the format, the release and the
+    profile model's code, the path and the exact bytes of the file (as
+    Latin-1 text, which maps every byte)."""
     return {
         "format": str(FORMAT),
         "version": __version__,
+        "model": _model_stamp(),
         "path": os.fsdecode(file),
         "text": raw.decode("latin-1"),
     }

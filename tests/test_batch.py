@@ -428,7 +428,15 @@ BAD_INPUTS = {
     ),
     "blank attachment url": (
         '{"message": "a", "attachments": [{"type": "image", "url": "   "}]}\n',
-        ":1: attachment 1: the url is blank",
+        ":1: attachment 1: url '   ': it is blank",
+    ),
+    "relative attachment url": (
+        '{"message": "a", "attachments": [{"type": "file", "url": "notes.txt"}]}\n',
+        ":1: attachment 1: url 'notes.txt': it is not a URL or an absolute path",
+    ),
+    "attachment url without a host": (
+        '{"message": "a", "attachments": [{"type": "image", "url": "https:///x.png"}]}\n',
+        "an https URL needs a host",
     ),
     "attachments not a list": ('{"message": "a", "attachments": {}}\n', ':1: "attachments"'),
     "bad session id": ('{"message": "a", "session_id": 5}\n', ':1: "session_id" must be'),

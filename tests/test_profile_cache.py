@@ -182,3 +182,20 @@ def test_an_entry_for_other_bytes_or_another_path_is_a_miss(
         entry.write_text(json.dumps(changed), encoding="utf-8")
         assert isinstance(load_profile_cached(path), Profile), key
     assert isinstance(load_profile_cached(path), ProfileView)
+
+
+def test_a_changed_profile_model_is_a_miss(
+    make_profile: Callable[..., Path], private_cache: Path
+) -> None:
+    import json
+
+    path = make_profile(PROFILE)
+    load_profile_cached(path)
+    (entry,) = private_cache.glob("*.json")
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    # As if written by a model without today's fields (the file's bytes are the same).
+    data["stamp"]["model"] = "profile.py:1:1"
+    del data["fields"]["requires"]
+    entry.write_text(json.dumps(data), encoding="utf-8")
+    assert isinstance(load_profile_cached(path), Profile)
+    assert isinstance(load_profile_cached(path), ProfileView)
