@@ -72,6 +72,7 @@ __all__ = [
     "jsonl",
     "retry_note",
     "run_resuming",
+    "stop",
     "strip_ansi",
 ]
 
@@ -695,6 +696,22 @@ def run_resuming(
         "conversation before this message.)"
     )
     return fresh.run(argv(fresh, ""), on_event, on_exit=on_exit, **run_options)
+
+
+def stop(turn: CliTurn) -> None:
+    """End the CLI of a running turn now, for a wrapper that saw it loop.
+
+    Some CLIs retry or ask again for ever when the model server misbehaves.
+    Call :meth:`CliTurn.fail` first with what happened and the limit that was
+    reached: the turn then fails with that message rather than with the exit
+    code. The CLI gets SIGTERM, and SIGKILL two seconds later if it is still
+    there; :meth:`CliTurn.run` reads what it wrote until then as usual.
+    """
+    import threading
+
+    proc = turn._proc
+    if proc is not None and proc.poll() is None:
+        threading.Thread(target=_stop, args=(proc,), name="cli-stop", daemon=True).start()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
