@@ -143,16 +143,17 @@ CASES.append(
         extra={"session_on_error": False},
     )
 )
-OPENCODE_SESSION = "ses_494719016ffe85dkDMj0FPRbHK"
+# Recorded from opencode 1.18.33 by e2e/tests/test_opencode.py (session ids made stable).
+OPENCODE_SESSION = "ses_e2erecordedsession0001"
 CASES.append(
     Case(
         profile="opencode",
         cli="opencode",
         session=OPENCODE_SESSION,
-        reply="There are two entries: README.md and src.",
-        partials=["Let me look at the files.", "\n\n", "There are two entries: README.md and src."],
-        resume_reply="You asked about the files: README.md and src.",
-        error="Invalid API key for provider anthropic",
+        reply="Noted: the secret is plums.",
+        partials=["Noted: the secret is plums."],
+        resume_reply="You said plums.",
+        error="Incorrect API key provided: sk-e2e.",
         resumes=lambda argv, sid: f"--session={sid}" in argv,
         message_in=lambda entry: entry["stdin"],
         install="npm install -g opencode-ai",
@@ -718,10 +719,11 @@ def test_opencode_gets_the_message_on_stdin_and_files_as_options(
 def test_opencode_says_which_permissions_it_turned_down(fakes: Fakes) -> None:
     result = run(OPENCODE, fakes, scenario="rejected")
     assert result.error is None, (result.error, result.stderr)
-    answer, note = result.reply.split("\n\n")
-    assert answer == "I could not run the command."
-    assert note.startswith("(opencode turned down permission requests for: bash.")
-    assert "".join(result.partials) == result.reply
+    # opencode 1.18 ends the turn at the refusal: the note is all there is.
+    assert result.reply.startswith(
+        "(opencode turned down permission requests for: bash (touch made-by-the-tool)."
+    )
+    assert "".join(result.partials).strip() == result.reply
 
 
 # --- Cursor Agent ------------------------------------------------------------------------------
