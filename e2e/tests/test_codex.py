@@ -254,8 +254,9 @@ def test_a_config_codex_cannot_load_is_quoted(
 def test_a_missing_cli_says_how_to_install_it(home: Path, project: Path) -> None:
     bare = {**base_env(home, with_clis=False), "OPENAI_API_KEY": "x"}
     result = agentproc("run", "codex", "-m", "hi", env=bare, cwd=project)
-    assert result.code == 1, result
-    assert "not installed" in result.err
+    # The profile names its CLI (requires), so the bridge says it before starting anything.
+    assert result.code == 127, result
+    assert "needs codex" in result.err and "not installed" in result.err
     assert "npm install -g @openai/codex" in result.err
     assert "CODEX_BIN" in result.err
     assert_plain(result.err)

@@ -263,8 +263,9 @@ def test_an_answer_asked_again_after_a_cut_is_the_reply_alone(
 def test_a_missing_cli_says_how_to_install_it(home: Path, project: Path) -> None:
     bare = {**base_env(home, with_clis=False), "GEMINI_API_KEY": "x"}
     result = agentproc("run", "gemini-cli", "-m", "hi", env=bare, cwd=project)
-    assert result.code == 1, result
-    assert "not installed" in result.err
+    # The profile names its CLI (requires), so the bridge says it before starting anything.
+    assert result.code == 127, result
+    assert "needs gemini" in result.err and "not installed" in result.err
     assert "npm install -g @google/gemini-cli" in result.err
     assert "GEMINI_CLI_BIN" in result.err
     assert_plain(result.err)

@@ -16,7 +16,14 @@ import threading
 import time
 
 from agentproc import create_profile
-from agentproc.wrap import Cli, describe_files, fetch_attachments, retry_note, run_resuming
+from agentproc.wrap import (
+    Cli,
+    describe_files,
+    fetch_attachments,
+    retry_note,
+    run_resuming,
+    stop,
+)
 
 CODEX = Cli(
     "Codex",
@@ -166,9 +173,9 @@ def reconnect(turn, match):
     turn.status(note)
 
 
-def watchdog(turn, stop, limit):
+def watchdog(turn, done, limit):
     """Stop Codex when it has only been reconnecting for ``limit`` seconds."""
-    while not stop.wait(min(1.0, limit / 4)):
+    while not done.wait(min(1.0, limit / 4)):
         with turn.state["lock"]:
             since = turn.state.get("reconnecting")
             if since is None or time.monotonic() - since < limit:
@@ -178,19 +185,8 @@ def watchdog(turn, stop, limit):
                 f"Codex could not reach the model server for {limit:.0f} s and was stopped "
                 f"(last error: {cause}).\nWhat to do: {NETWORK_ADVICE}"
             )
-        stop_cli(turn)
+        stop(turn)
         return
-
-
-def stop_cli(turn):
-    """End the running CLI so that the turn can report why."""
-    proc = turn._proc  # the run in progress; CliTurn has no public handle on it
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(2)
-        except Exception:
-            proc.kill()
 
 
 def on_exit(turn, code):
@@ -261,8 +257,8 @@ def handle(ctx):
 
         def argv(turn, session_id):
             turn.state["lock"] = threading.RLock()
-            stop = turn.state["stop"] = threading.Event()
-            threading.Thread(target=watchdog, args=(turn, stop, limit), daemon=True).start()
+            done = turn.state["stop"] = threading.Event()
+            threading.Thread(target=watchdog, args=(turn, done, limit), daemon=True).start()
             command = [executable, *options, *(f"--image={f.path}" for f in images), *extra]
             if session_id:
                 command += ["resume", "--", session_id]
