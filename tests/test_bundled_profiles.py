@@ -199,10 +199,11 @@ CASES.append(
         profile="aider",
         cli="aider",
         session="",  # the wrapper makes up its own
-        reply="There are two entries:\nREADME.md and src.",
-        partials=["There are two entries:\n", "README.md and src.\n", "\n"],
-        resume_reply="You asked about the files: README.md and src.",
-        error="aider gave no answer: litellm.AuthenticationError: AnthropicException",
+        # Recorded from aider 0.86.2 by e2e/tests/test_aider.py.
+        reply="Noted: the word is banana.",
+        partials=["Noted: the word is banana.\n"],
+        resume_reply="You told me banana.",
+        error="the model server answered: Incorrect API key provided: sk-e2e.",
         resumes=aider_resumes,
         message_in=lambda entry: entry["message_file"],
         install="python -m pip install aider-install && aider-install",
@@ -759,7 +760,7 @@ def test_aider_keeps_one_history_per_conversation(fakes: Fakes) -> None:
     # The next turn of the same conversation restores it, and its answer is read
     # from what this turn added, not from the earlier answer.
     second = run(AIDER, fakes, "and before?", scenario="resume", session_id=first.session_id)
-    assert second.reply == "You asked about the files: README.md and src."
+    assert second.reply == AIDER.resume_reply
     assert aider_resumes(fakes.last()["argv"], first.session_id)
     third = run(AIDER, fakes, scenario="error", session_id=first.session_id)
     assert third.exit_code == 1 and third.reply == ""

@@ -101,11 +101,15 @@ def opencode_env(
 RECORDER = r"""
 import json, os, re, signal, subprocess, sys, threading
 
-real, target, marker, style, ids = sys.argv[1:6]
+real, targets, marker, style, ids = sys.argv[1:6]
 argv = sys.argv[6:]
-if os.path.exists(marker) or argv[:1] == ["session"]:
-    os.execv(real, [real, *argv])  # only the launcher's first turn is recorded
-open(marker, "w").close()
+runs = int(open(marker).read()) if os.path.exists(marker) else 0
+targets = targets.split(",")
+if runs >= len(targets) or argv[:1] == ["session"]:
+    os.execv(real, [real, *argv])  # a run with no scenario left is not recorded
+with open(marker, "w") as fh:
+    fh.write(str(runs + 1))
+target = targets[runs]
 history = next((a.split("=", 1)[1] for a in argv if a.startswith("--chat-history-file=")), "")
 start = os.path.getsize(history) if history and os.path.exists(history) else 0
 lines, lock = [], threading.Lock()
@@ -161,8 +165,9 @@ def recorder(
     are) or ``text`` for plain text (each line becomes a ``stdout`` directive).
     stderr lines become ``stderr`` directives in the order they were read, what
     the run added to ``--chat-history-file`` one ``history`` directive at the
-    end, and a non-zero exit an ``exit`` directive. Only the launcher's first
-    run is recorded (a chat's later turns, ``opencode session list`` are not).
+    end, and a non-zero exit an ``exit`` directive. ``scenario`` may name
+    several files, comma-separated: one for each run in turn (a chat's
+    turns); later runs, and ``opencode session list``, are not recorded.
     ``stable_ids`` is ``"<regex>|<format>"``: each id the regex finds becomes
     the format filled with its number (1 for the first one seen), so the fast
     tests can name them and a new capture does not change them.
@@ -171,14 +176,15 @@ def recorder(
 
     real = shutil.which(cli, path=path)
     assert real, f"{cli} is not installed: run `make e2e` once"
-    target = FAKE_CLIS / cli / f"{scenario}.jsonl"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    script = folder / f"record_{cli}_{scenario}.py"
+    (FAKE_CLIS / cli).mkdir(parents=True, exist_ok=True)
+    targets = ",".join(str(FAKE_CLIS / cli / f"{name}.jsonl") for name in scenario.split(","))
+    name = scenario.replace(",", "-")
+    script = folder / f"record_{cli}_{name}.py"
     script.write_text(RECORDER, encoding="utf-8")
-    launcher = folder / f"record-{cli}-{scenario}"
+    launcher = folder / f"record-{cli}-{name}"
     launcher.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{script}" "{real}" "{target}" '
-        f'"{folder / (launcher.name + ".used")}" {style} \'{stable_ids}\' "$@"\n',
+        f'#!/bin/sh\nexec "{sys.executable}" "{script}" "{real}" "{targets}" '
+        f'"{folder / (launcher.name + ".runs")}" {style} \'{stable_ids}\' "$@"\n',
         encoding="utf-8",
     )
     launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
