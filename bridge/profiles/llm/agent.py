@@ -7,6 +7,7 @@ helpers, one JSONL file per session. See README.md.
 """
 
 import base64
+import http.client
 import json
 import mimetypes
 import os
@@ -70,38 +71,66 @@ def server_error(exc):
     """The server's own words from an HTTP error response, when it gave any."""
     try:
         body = json.loads(exc.read() or b"null")
-    except (ValueError, OSError):
+    except (ValueError, OSError, http.client.HTTPException):
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
-    return f"the model server answered {exc.code} {exc.reason}" + (
+    text = f"the model server answered {exc.code} {exc.reason}" + (
         f": {message}" if message else ""
     )
+    wait = (exc.headers or {}).get("Retry-After", "") if exc.code in (429, 503) else ""
+    if wait.strip().isdigit():
+        text += f" (it asks to wait {wait.strip()} s before trying again)"
+    return text
+
+
+class Cutoff(Exception):
+    """The answer's stream ended before the server said the answer was finished."""
 
 
 def stream_answer(ctx, response):
-    """Read a server-sent event stream of chat-completion chunks; stream the text."""
+    """Read a server-sent event stream of chat-completion chunks; stream the text.
+
+    Returns the text and the finish reason. A stream that ends with neither a
+    finish reason nor ``data: [DONE]`` was cut off (a proxy gave up, the
+    connection broke): :class:`Cutoff`.
+    """
     pieces = []
-    for raw in response:
-        line = raw.decode("utf-8", "replace").strip()
-        if not line.startswith("data:"):
-            continue  # blank separators, comments, `event:` lines
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            continue
-        if chunk.get("error"):
-            error = chunk["error"]
-            raise ProtocolError(str(error.get("message") if isinstance(error, dict) else error))
-        for choice in chunk.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                pieces.append(text)
-                ctx.send_partial(text)
-    return "".join(pieces)
+    finish = None
+    done = False
+    try:
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, `event:` lines
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            if chunk.get("error"):
+                error = chunk["error"]
+                raise ProtocolError(str(error.get("message") if isinstance(error, dict) else error))
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    pieces.append(text)
+                    ctx.send_partial(text)
+                finish = choice.get("finish_reason") or finish
+    except (OSError, http.client.HTTPException) as exc:
+        if isinstance(exc, TimeoutError):
+            raise
+        raise Cutoff(f"the connection broke ({exc or type(exc).__name__})") from None
+    if not done and finish is None:
+        raise Cutoff("the stream ended without a finish reason or [DONE]")
+    return "".join(pieces), finish
+
+
+def no_answer(base_url, timeout):
+    return f"the model server at {base_url} did not answer within {timeout:g} s (LLM_TIMEOUT_SECS)"
 
 
 def handle(ctx):
@@ -140,24 +169,43 @@ def handle(ctx):
         base_url + "/chat/completions", json.dumps(body).encode("utf-8"), headers
     )
     timeout = number("LLM_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS, float)
+    finish = None
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if ctx.streaming:
-                answer = stream_answer(ctx, response)
+                answer, finish = stream_answer(ctx, response)
             else:
                 data = json.loads(response.read())
                 answer = data["choices"][0]["message"].get("content") or ""
+                finish = data["choices"][0].get("finish_reason")
     except urllib.error.HTTPError as exc:
         raise ProtocolError(server_error(exc)) from None
     except urllib.error.URLError as exc:
-        raise ProtocolError(f"cannot reach the model server at {base_url}: {exc.reason}") from None
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise ProtocolError(no_answer(base_url, timeout)) from None
+        raise ProtocolError(f"cannot reach the model server at {base_url}: {reason}") from None
+    except TimeoutError:
+        raise ProtocolError(no_answer(base_url, timeout)) from None
+    except Cutoff as exc:
+        raise ProtocolError(
+            f"the model server's answer was cut off: {exc}; the part that arrived is "
+            "incomplete and is not kept in the conversation (send the message again to retry)"
+        ) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise ProtocolError(f"the connection to the model server broke: {exc}") from None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProtocolError(f"unreadable answer from the model server: {exc}") from None
+    if finish == "length":
+        note_after = "\n\n(The model stopped at its length limit: the answer may be incomplete.)"
+        ctx.send_partial(note_after)
+    else:
+        note_after = ""
 
     meta = {"attachments": [a.to_dict() for a in ctx.attachments]} if ctx.attachments else None
     append_history(session, HistoryEntry("user", ctx.message, meta=meta))
     append_history(session, "assistant", answer)
-    return AgentResult(note + answer, session_id=session)
+    return AgentResult(note + answer + note_after, session_id=session)
 
 
 create_profile(handle)
