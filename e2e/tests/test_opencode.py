@@ -173,6 +173,17 @@ def test_a_429_and_a_500_are_retried_with_notes_then_fail_plainly(
     assert data["reply"] == ""
 
 
+def test_an_error_whose_message_is_itself_json_is_unwrapped(
+    model: FakeModel, env: dict[str, str], project: Path
+) -> None:
+    # A proxy passing on the upstream error as the message: JSON inside JSON.
+    upstream = {"error": {"message": "The upstream model is not available", "type": "x"}}
+    model.script(Status(400, message=json.dumps(upstream)))
+    data = run_json(opencode_env(env, model), project, "hello")
+    assert data["exit_code"] == 1
+    assert data["error"] == "The upstream model is not available"
+
+
 def test_a_stream_cut_mid_answer_is_retried_with_a_note(
     model: FakeModel, env: dict[str, str], project: Path, tmp_path: Path
 ) -> None:
