@@ -134,10 +134,8 @@ def retry_from_logs(stderr, now=None):
             if in_flight:
                 errors = 0  # the call before this one went through
             in_flight = True
-        elif message in ("exiting loop", "process") and (
-            message == "exiting loop" or " error=" in line
-        ):
-            errors, in_flight = 0, False
+        elif message == "exiting loop" or (message == "process" and " error=" in line):
+            errors, in_flight = 0, False  # the turn is over, or opencode gave up
         else:
             continue
         last, last_time = message, log_time(line)
