@@ -186,8 +186,10 @@ def test_no_model_and_no_key_fails_at_once(
 def test_a_missing_cli_says_how_to_install_it(model: FakeModel, home: Path, project: Path) -> None:
     env = aider_env(base_env(home, with_clis=False), model)
     result: Run = agentproc("run", "aider", "-m", "hello", env=env, cwd=project)
-    assert result.code == 1
-    assert "aider is not installed" in result.err
+    # The profile names its CLI (requires): the bridge says so before starting anything.
+    assert result.code == 127, result
+    assert "needs aider" in result.err and "not installed" in result.err
+    assert "AIDER_BIN" in result.err
     assert "python -m pip install aider-install && aider-install" in result.err
     assert_plain(result.err)
     assert model.requests == []

@@ -245,8 +245,10 @@ def test_a_missing_cli_says_how_to_install_it(
 ) -> None:
     env = opencode_env(base_env(shared_home, with_clis=False), model)
     result: Run = agentproc("run", "opencode", "-m", "hello", env=env, cwd=project)
-    assert result.code == 1
-    assert "opencode is not installed" in result.err
+    # The profile names its CLI (requires): the bridge says so before starting anything.
+    assert result.code == 127, result
+    assert "needs opencode" in result.err and "not installed" in result.err
+    assert "OPENCODE_BIN" in result.err
     assert "npm install -g opencode-ai" in result.err
     assert_plain(result.err)
     assert model.requests == []
