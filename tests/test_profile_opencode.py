@@ -79,6 +79,12 @@ def test_a_retried_model_call_ends_with_the_final_answer_only(fakes: Fakes) -> N
     result = run(OPENCODE, fakes, scenario="cut")
     assert result.error is None, (result.error, result.stderr)
     assert result.reply == "The whole answer."
+    # The replayed log arrives in one piece, after the retry went through, as
+    # opencode's own log sometimes does: the retry is said after the answer.
+    notes = [p for p in result.partials if "retr" in p]
+    assert len(notes) == 1, result.partials
+    assert notes[0].strip().startswith("(retried: the model server answered: ")
+    assert notes[0].strip().endswith("; attempt 2 went through)")
 
 
 def test_retries_that_fail_end_with_the_servers_words(fakes: Fakes) -> None:
@@ -136,6 +142,14 @@ def test_retries_are_read_from_the_recorded_log_lines(wrapper: ModuleType) -> No
     }
     # Once opencode gave up, nothing is being retried any more.
     assert wrapper.retry_from_logs("\n".join(lines), now=4e9) is None
+
+
+def test_retries_made_counts_the_calls_made_again(wrapper: ModuleType) -> None:
+    assert wrapper.retries_made("\n".join(recorded_stderr("cut")))[0] == 1
+    retries, cause = wrapper.retries_made("\n".join(recorded_stderr("retry")))
+    assert retries == 5
+    assert cause.startswith("The server had an error")
+    assert wrapper.retries_made("\n".join(recorded_stderr("first"))) == (0, "")
 
 
 def test_a_failure_is_not_a_retry_until_opencode_has_had_time_to_give_up(

@@ -195,8 +195,12 @@ def test_a_stream_cut_mid_answer_is_retried_with_a_note(
     assert data["reply"] == "The whole answer."
     said = notes(data["partials"])
     assert len(said) == 1, data["partials"]
-    assert said[0].startswith("(retrying: the model server answered: "), said
-    assert said[0].endswith(", attempt 2)"), said
+    # Said while opencode waits; or, when its log reached the wrapper only after
+    # the retry went through (it can arrive in one piece), said after the answer.
+    live = said[0].startswith("(retrying: the model server answered: ")
+    late = said[0].startswith("(retried: the model server answered: ")
+    assert live or late, said
+    assert said[0].endswith(", attempt 2)" if live else "; attempt 2 went through)"), said
     assert len(model.model_calls) == 2
 
 

@@ -148,6 +148,28 @@ def retry_from_logs(stderr, now=None):
     return (errors + 1, cause)
 
 
+def retries_made(stderr):
+    """``(retries, cause)``: how many failed model calls opencode made again in
+    this run, by its whole log, and why the last one failed."""
+    retries = 0
+    cause = ""
+    failed = False
+    for line in stderr.splitlines():
+        if not LOG_LINE.match(line) or " small=true" in line:
+            continue
+        found = LOG_MESSAGE.search(line)
+        message = (found.group(1) or found.group(2)) if found else ""
+        if message == "stream error":
+            failed = True
+            error = LOG_ERROR.search(line)
+            cause = log_error_text(error.group(1)) if error else "an error"
+        elif message == "stream":
+            if failed:
+                retries += 1
+            failed = False
+    return retries, cause
+
+
 def log_free(stderr):
     """The lines of ``stderr`` that are not opencode's own log lines."""
     return [ln.strip() for ln in stderr.splitlines() if ln.strip() and not LOG_LINE.match(ln)]
@@ -209,6 +231,8 @@ class Watch:
         self.lock = threading.Lock()
         self.unfinished = 0
         self.rejected = []
+        #: The highest attempt a live retry note has named.
+        self.noted = 0
         self.done = threading.Event()
 
     def on_event(self, turn, event):
@@ -275,10 +299,24 @@ class Watch:
                 if self.turn.error is None:
                     note = f"retrying: the model server answered: {cause}, attempt {attempt}"
                     self.turn.status(note)
+                    self.noted = max(self.noted, attempt)
+
+    def note_missed_retries(self, stderr):
+        """Say a retry the live watch did not see: opencode's log can reach us
+        in one piece after the retry already went through."""
+        retries, cause = retries_made(stderr)
+        if retries and self.noted < retries + 1 and self.turn.error is None:
+            self.turn.message()  # the answer so far stays the answer
+            self.turn.status(
+                f"retried: the model server answered: {cause}; attempt {retries + 1} went through"
+            )
 
     def on_exit(self, turn, code):
+        self.done.set()
         with self.lock:
             stderr = turn.stderr_text()
+            if code == 0:
+                self.note_missed_retries(stderr)
             if code != 0 and turn.error is None:
                 # The CLI's own words, not the log lines around them.
                 said = " | ".join(log_free(stderr)[-3:])
