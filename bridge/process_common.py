@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from typing import TYPE_CHECKING
 
 from .errors import LaunchError
@@ -100,3 +101,28 @@ def open_pidfd(pid: int) -> int:
         return os.pidfd_open(pid)
     except OSError:
         return -1
+
+
+def popen_agent(plan: LaunchPlan, *, stdin_pipe: bool) -> subprocess.Popen[bytes]:
+    """Start the agent of ``plan`` in a session of its own, with non-blocking
+    pipes for stdout and stderr (and stdin when ``stdin_pipe``; else
+    /dev/null). Raises :class:`LaunchError` saying why it cannot start."""
+    raise_nofile_limit()
+    try:
+        popen = subprocess.Popen(
+            plan.argv,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=plan.cwd,
+            env=plan.env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise spawn_error(exc, plan) from None
+    except ValueError as exc:  # embedded NUL that slipped past the plan checks
+        raise LaunchError(f"could not start {plan.argv[0]!r}: {exc}") from None
+    for f in (popen.stdout, popen.stderr, popen.stdin):
+        if f is not None:
+            os.set_blocking(f.fileno(), False)
+    return popen

@@ -31,15 +31,13 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from .errors import LaunchError
 from .launch import LaunchPlan
 from .process_common import (
     DRAIN_SECS,
     KILL_WAIT_SECS,
     READ_CHUNK,
     open_pidfd,
-    raise_nofile_limit,
-    spawn_error,
+    popen_agent,
 )
 from .turn import ProcessExit
 
@@ -71,25 +69,7 @@ class BlockingProcess:
     @classmethod
     def spawn(cls, plan: LaunchPlan) -> BlockingProcess:
         """Start the agent; raises :class:`LaunchError` when it cannot start."""
-        raise_nofile_limit()
-        stdin: int = subprocess.PIPE if plan.stdin_data is not None else subprocess.DEVNULL
-        try:
-            popen = subprocess.Popen(
-                plan.argv,
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=plan.cwd,
-                env=plan.env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise spawn_error(exc, plan) from None
-        except ValueError as exc:  # embedded NUL that slipped past the plan checks
-            raise LaunchError(f"could not start {plan.argv[0]!r}: {exc}") from None
-        for f in (popen.stdout, popen.stderr, popen.stdin):
-            if f is not None:
-                os.set_blocking(f.fileno(), False)
+        popen = popen_agent(plan, stdin_pipe=plan.stdin_data is not None)
         return cls(plan, popen)
 
     def stop(self) -> None:

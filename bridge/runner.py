@@ -9,7 +9,6 @@ with an ``error`` and an exit code.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 import time
@@ -24,7 +23,7 @@ from agentproc import wire
 from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .process import AgentProcess
-from .runner_sync import turn_for_plan
+from .runner_sync import finish_result, turn_for_plan
 from .turn import (
     Event,
     Partial,
@@ -218,17 +217,7 @@ async def run_plan(
         except Exception as exc:
             fail("on_event" if on_event else "on_partial", exc)
 
-    result = turn.finish(exit_info)
-    changes: dict[str, Any] = {
-        "duration_ms": int((time.monotonic() - started) * 1000),
-    }
-    if warnings:
-        changes["warnings"] = warnings + result.warnings
-    if callback_errors:
-        changes["error"] = callback_errors[0]
-        changes["cancelled"] = False
-        changes["exit_code"] = 1
-    return dataclasses.replace(result, **changes)
+    return finish_result(turn.finish(exit_info), started, warnings, callback_errors)
 
 
 async def _watch_cancel(cancel: anyio.Event, proc: AgentProcess) -> None:

@@ -23,7 +23,13 @@ from .launch import LaunchPlan, build_plan, preflight
 from .process_sync import BlockingProcess
 from .turn import Partial, PermissionRequested, Turn, TurnResult, failed_result
 
-__all__ = ["blocking_ok", "run_plan_blocking", "run_turn_blocking", "turn_for_plan"]
+__all__ = [
+    "blocking_ok",
+    "finish_result",
+    "run_plan_blocking",
+    "run_turn_blocking",
+    "turn_for_plan",
+]
 
 #: Said when an agent without a permission channel asks anyway (as the event-loop runner says).
 NO_CHANNEL = (
@@ -135,11 +141,20 @@ def run_plan_blocking(
         restore()
     deliver(turn.end_of_output())
     result = turn.finish(exit_info)
+    if received > 1 and result.cancelled:
+        result = dataclasses.replace(result, error="cancelled: the agent was killed")
+    return finish_result(result, started, warnings, callback_errors)
+
+
+def finish_result(
+    result: TurnResult, started: float, warnings: list[str], callback_errors: list[str]
+) -> TurnResult:
+    """The turn's result as both runners give it: its duration, the plan's and
+    the runner's warnings before the turn's own, and a failed callback as the
+    turn's error (the bridge's fault, exit code 1)."""
     changes: dict[str, Any] = {"duration_ms": int((time.monotonic() - started) * 1000)}
     if warnings:
         changes["warnings"] = warnings + result.warnings
-    if received > 1 and result.cancelled:
-        changes["error"] = "cancelled: the agent was killed"
     if callback_errors:
         changes["error"] = callback_errors[0]
         changes["cancelled"] = False
