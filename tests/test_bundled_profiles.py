@@ -13,16 +13,29 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from profile_kit import (
+    BUNDLED,
+    BY_NAME,
+    CASES,
+    Case,
+    Fakes,
+    Loopback,
+    after_dashes,
+    aider_resumes,
+    claude_message,
+    llm_turn,
+    prompt_option,
+    recorded,
+    run,
+)
+from profile_kit import fakes_fixture as fakes_fixture  # the fixture `fakes`
 
 from agentproc import ProtocolError, wrap
 from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
@@ -30,186 +43,7 @@ from bridge.bundled import BUNDLED_DIR, list_bundled, resolve_profile_arg
 from bridge.errors import ProfileNotFoundError
 from bridge.launch import build_plan
 from bridge.profile import load_profile
-from bridge.runner import run_turn
 from bridge.turn import TurnResult
-
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "bridge" / "profiles"
-FAKES = Path(__file__).parent / "fake_clis"
-
-
-@dataclass
-class Case:
-    """What one profile's fake streams say, and what the wrapper must make of them."""
-
-    profile: str
-    cli: str
-    session: str
-    reply: str
-    partials: list[str]
-    resume_reply: str
-    error: str
-    #: Checks the argv of a resumed run names the session id.
-    resumes: Callable[[list[str], str], bool]
-    #: Where the fake found the message: argv, stdin or a file.
-    message_in: Callable[[dict[str, Any]], str]
-    install: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def claude_message(entry: dict[str, Any]) -> str:
-    user = [m for m in entry["stdin_lines"] if m.get("type") == "user"]
-    content = user[0]["message"]["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(b.get("text", "") for b in content if b.get("type") == "text")
-
-
-#: The stable session id of the streams captured from the real Claude Code
-#: (e2e/tests/test_claude_code.py with E2E_CAPTURE=1).
-CLAUDE_SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
-
-CASES = [
-    Case(
-        profile="claude-code",
-        cli="claude",
-        session=CLAUDE_SESSION,
-        reply="There are two entries: README.md and src.",
-        partials=[
-            "Let me look a",
-            "t the files.",
-            "\n\n",
-            "There are two entries",
-            ": README.md and src.",
-        ],
-        resume_reply="You told me: swordfish.",
-        error="Invalid API key · Fix external API key",
-        resumes=lambda argv, sid: f"--resume={sid}" in argv,
-        message_in=claude_message,
-        install="npm install -g @anthropic-ai/claude-code",
-    ),
-]
-
-
-def codex_resumes(argv: list[str], session: str) -> bool:
-    return argv[-4:] == ["resume", "--", session, "-"]
-
-
-CODEX_THREAD = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
-CASES.append(
-    Case(
-        profile="codex",
-        cli="codex",
-        session=CODEX_THREAD,
-        reply="There is a README.md and a src folder.",
-        partials=["Looking at the repository.", "\n\n", "There is a README.md and a src folder."],
-        resume_reply="Earlier you asked about the files: README.md and src.",
-        error="(HTTP 401 Unauthorized): Incorrect API key provided",
-        resumes=codex_resumes,
-        message_in=lambda entry: entry["stdin"],
-        install="npm install -g @openai/codex",
-    )
-)
-
-
-def prompt_option(entry: dict[str, Any]) -> str:
-    prompts = [a for a in entry["argv"] if a.startswith("--prompt=")]
-    assert len(prompts) == 1 and entry["argv"][-1] == prompts[0], entry["argv"]
-    return prompts[0].removeprefix("--prompt=")
-
-
-GEMINI_SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
-CASES.append(
-    Case(
-        profile="gemini-cli",
-        cli="gemini",
-        session=GEMINI_SESSION,
-        reply="There are two entries: README.md and src.",
-        partials=[
-            "Let me c",
-            "heck the",
-            " files.",
-            "\n\n",
-            "There are two entries",
-            ": README.md and src.",
-        ],
-        resume_reply="You asked about the files: README.md and src.",
-        error="API key not valid. Please pass a valid API key.",
-        resumes=lambda argv, sid: f"--resume={sid}" in argv,
-        message_in=prompt_option,
-        install="npm install -g @google/gemini-cli",
-        # Gemini CLI saves no session for a turn that failed before the model
-        # answered; the wrapper names none (tests/test_profile_gemini.py).
-        extra={"session_on_error": False},
-    )
-)
-# Recorded from opencode 1.18.33 by e2e/tests/test_opencode.py (session ids made stable).
-OPENCODE_SESSION = "ses_e2erecordedsession0001"
-CASES.append(
-    Case(
-        profile="opencode",
-        cli="opencode",
-        session=OPENCODE_SESSION,
-        reply="Noted: the secret is plums.",
-        partials=["Noted: the secret is plums."],
-        resume_reply="You said plums.",
-        error="Incorrect API key provided: sk-e2e.",
-        resumes=lambda argv, sid: f"--session={sid}" in argv,
-        message_in=lambda entry: entry["stdin"],
-        install="npm install -g opencode-ai",
-    )
-)
-
-
-def after_dashes(entry: dict[str, Any]) -> str:
-    argv = entry["argv"]
-    assert argv[-2] == "--", argv
-    return str(argv[-1])
-
-
-CURSOR_SESSION = "4f6a1b2c-3d4e-4f50-8a9b-0c1d2e3f4a5b"
-CASES.append(
-    Case(
-        profile="cursor-agent",
-        cli="cursor-agent",
-        session=CURSOR_SESSION,
-        # The CLI's `result` is all the turn's text run together, as documented.
-        reply="Let me look at the files.There are two entries: README.md and src.",
-        partials=["Let me look at the files.", "\n\n", "There are two entries: README.md and src."],
-        resume_reply="You asked about the files: README.md and src.",
-        error="Authentication failed: the API key is invalid",
-        resumes=lambda argv, sid: f"--resume={sid}" in argv,
-        message_in=after_dashes,
-        install="curl https://cursor.com/install -fsS | bash",
-    )
-)
-
-
-def aider_resumes(argv: list[str], session: str) -> bool:
-    history = [a for a in argv if a.startswith("--chat-history-file=")]
-    return (
-        len(history) == 1
-        and history[0].endswith(f"/.agentproc/aider/{session}.chat.md")
-        and "--restore-chat-history" in argv
-    )
-
-
-CASES.append(
-    Case(
-        profile="aider",
-        cli="aider",
-        session="",  # the wrapper makes up its own
-        # Recorded from aider 0.86.2 by e2e/tests/test_aider.py.
-        reply="Noted: the word is banana.",
-        partials=["Noted: the word is banana.\n"],
-        resume_reply="You told me banana.",
-        error="the model server answered: Incorrect API key provided: sk-e2e.",
-        resumes=aider_resumes,
-        message_in=lambda entry: entry["message_file"],
-        install="python -m pip install aider-install && aider-install",
-    )
-)
-BY_NAME = {case.profile: case for case in CASES}
 
 
 def check_session(case: Case, result: TurnResult) -> None:
@@ -218,88 +52,6 @@ def check_session(case: Case, result: TurnResult) -> None:
         assert result.session_id == case.session
     else:
         assert len(result.session_id) == 32, result.session_id
-
-
-# --- harness -----------------------------------------------------------------------------
-
-
-@dataclass
-class Fakes:
-    """A folder of fake CLIs to put on PATH, and the log they write."""
-
-    bin: Path
-    log: Path
-    empty: Path
-
-    def entries(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def last(self) -> dict[str, Any]:
-        entries = self.entries()
-        assert entries, "the fake CLI was not started"
-        return entries[-1]
-
-
-@pytest.fixture
-def fakes(tmp_path: Path) -> Fakes:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for cli in ("claude", "codex", "gemini", "opencode", "cursor-agent", "aider"):
-        launcher = bin_dir / cli
-        launcher.write_text(
-            f"#!{sys.executable}\n"
-            "import sys\n"
-            "sys.dont_write_bytecode = True\n"
-            f"sys.path.insert(0, {str(FAKES)!r})\n"
-            "import fake_cli\n"
-            f"fake_cli.main({cli!r})\n"
-        )
-        launcher.chmod(0o755)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    return Fakes(bin_dir, tmp_path / "fake-cli.log", empty)
-
-
-def run(
-    case: Case,
-    fakes: Fakes,
-    message: str = "what is here?",
-    *,
-    scenario: str = "first",
-    on_path: bool = True,
-    session_id: str = "",
-    streaming: bool | None = None,
-    attachments: tuple[Attachment, ...] = (),
-    on_permission: Callable[[PermissionRequest], PermissionDecision] | None = None,
-    env: dict[str, str] | None = None,
-) -> TurnResult:
-    """One turn of a bundled profile, with the fake CLIs first on PATH (or none at all)."""
-    profile = load_profile(BUNDLED / case.profile)
-    path = f"{fakes.bin}{os.pathsep}{os.environ.get('PATH', '')}" if on_path else str(fakes.empty)
-    environ = {"PATH": path, "HOME": str(fakes.bin.parent)}
-    extra = {"FAKE_CLI_SCENARIO": scenario, "FAKE_CLI_LOG": str(fakes.log), **(env or {})}
-    partials: list[str] = []
-
-    async def go() -> TurnResult:
-        return await run_turn(
-            profile,
-            message,
-            session_id=session_id,
-            attachments=attachments,
-            on_partial=partials.append,
-            on_permission=on_permission,
-            cwd=str(fakes.bin.parent),
-            env=extra,
-            environ=environ,
-            streaming=streaming,
-            timeout=30,
-        )
-
-    result = anyio.run(go)
-    assert result.partials == partials
-    return result
 
 
 # --- every CLI profile ---------------------------------------------------------------------
@@ -442,10 +194,9 @@ def test_claude_tool_approvals_are_asked_in_the_chat(fakes: Fakes, allow: bool) 
     assert response["type"] == "control_response"
     inner = response["response"]
     assert inner["subtype"] == "success"
-    recorded = (FAKES / "claude" / "permission.jsonl").read_text()
     asked_id = next(
         e["request_id"]
-        for e in map(json.loads, recorded.splitlines())
+        for e in recorded("claude", "permission")
         if e.get("type") == "control_request"
     )
     assert inner["request_id"] == asked_id
@@ -824,17 +575,11 @@ class ChatServer:
                 self.end_headers()
                 self.wfile.write(text.encode())
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.loopback = Loopback(Handler)
+        self.url = f"{self.loopback.url}/v1"
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.loopback.close()
 
 
 @pytest.fixture
@@ -857,30 +602,16 @@ def llm(
     **settings: str,
 ) -> TurnResult:
     """One turn of the llm profile, configured through the bridge's environment."""
-    environ = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "AGENTPROC_HOME": str(tmp_path / "agentproc"),
-        "LLM_BASE_URL": server.url,
-        "LLM_MODEL": "test-model",
-        "LLM_API_KEY": "sk-test",
-        "NOT_ALLOWED": "secret",
-        **settings,
-    }
-    profile = load_profile(BUNDLED_DIR / "llm")
-
-    async def go() -> TurnResult:
-        return await run_turn(
-            profile,
-            message,
-            session_id=session_id,
-            streaming=streaming,
-            attachments=attachments,
-            environ=environ,
-            timeout=30,
-        )
-
-    return anyio.run(go)
+    defaults = {"LLM_MODEL": "test-model", "LLM_API_KEY": "sk-test", "NOT_ALLOWED": "secret"}
+    return llm_turn(
+        server.url,
+        tmp_path,
+        message,
+        session_id=session_id,
+        streaming=streaming,
+        attachments=attachments,
+        **{**defaults, **settings},
+    )
 
 
 def test_llm_streams_and_keeps_the_conversation(chat_server: ChatServer, tmp_path: Path) -> None:
@@ -989,19 +720,14 @@ def test_wrap_downloads_attachments_and_refuses_what_it_cannot_fetch(
     served.mkdir()
     (served / "report.pdf").write_bytes(b"%PDF-1.4 fake")
 
-    class Quiet(SimpleHTTPRequestHandler):
+    class Files(SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(served), **kwargs)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
     folder = tmp_path / "copies"
     folder.mkdir()
-    try:
+    with Loopback(Files) as server:
+        base = server.url
         (copy,) = wrap.fetch_attachments([Attachment("file", f"{base}/report.pdf")], str(folder))
         assert Path(copy.path).read_bytes() == b"%PDF-1.4 fake"
         assert copy.mime_type == "application/pdf" and copy.path.endswith("/1-report.pdf")
@@ -1012,6 +738,3 @@ def test_wrap_downloads_attachments_and_refuses_what_it_cannot_fetch(
         monkeypatch.setattr(wrap, "MAX_ATTACHMENT_BYTES", 4)
         with pytest.raises(ProtocolError, match="larger than"):
             wrap.fetch_attachments([Attachment("file", f"{base}/report.pdf")], str(folder))
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -11,40 +11,23 @@ calls are taken out of the history again, and it never waits for a browser.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_bundled_profiles import BUNDLED, BY_NAME, Fakes, run
-from test_bundled_profiles import fakes as _fakes  # noqa: F401  (the fixture, as _fakes)
+from profile_kit import BY_NAME, Fakes, load_wrapper, notes, run
+from profile_kit import fakes_fixture as fakes_fixture  # the fixture `fakes`
 
 AIDER = BY_NAME["aider"]
 
 
-@pytest.fixture
-def fakes(request: pytest.FixtureRequest) -> Fakes:
-    """The fake CLIs of test_bundled_profiles.py (imported as ``_fakes``)."""
-    found: Fakes = request.getfixturevalue("_fakes")
-    return found
-
-
 @pytest.fixture(scope="module")
 def wrapper() -> ModuleType:
-    """The wrapper as a module (importing it does not run a turn)."""
-    spec = importlib.util.spec_from_file_location("aider_agent", BUNDLED / "aider/agent.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_wrapper("aider")
 
 
 def history(fakes: Fakes, session: str) -> str:
-    return Path(fakes.bin.parent, ".agentproc", "aider", f"{session}.chat.md").read_text()
-
-
-def notes(partials: list[str]) -> list[str]:
-    return [p.strip() for p in partials if p.strip().startswith("(")]
+    return Path(fakes.home, ".agentproc", "aider", f"{session}.chat.md").read_text()
 
 
 # --- replayed runs ---------------------------------------------------------------------

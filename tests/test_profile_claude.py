@@ -8,113 +8,27 @@ Each test runs the bundled profile through the bridge, as a user would.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from profile_kit import RECORDED_SESSION as SESSION
+from profile_kit import Fakes, assert_plain, recorded
 
 from agentproc.wire import PermissionDecision, PermissionRequest
-from bridge.profile import load_profile
-from bridge.runner import run_turn
-from bridge.turn import TurnResult
-
-ROOT = Path(__file__).resolve().parent.parent
-PROFILE = ROOT / "bridge" / "profiles" / "claude-code"
-FAKES = Path(__file__).parent / "fake_clis"
-#: The session id the recordings were made stable with.
-SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
-
-
-class FakeClaude:
-    """A ``claude`` on PATH that replays a recording and logs how it was called.
-
-    A run that resumes a session (``--resume``) replays ``on_resume`` when
-    given, so one turn can meet a lost session and then a fresh one.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.bin = folder / "bin"
-        self.bin.mkdir()
-        self.log = folder / "fake-cli.log"
-        launcher = self.bin / "claude"
-        launcher.write_text(
-            f"#!{sys.executable}\n"
-            "import os, sys\n"
-            "sys.dont_write_bytecode = True\n"
-            f"sys.path.insert(0, {str(FAKES)!r})\n"
-            "resume = os.environ.get('FAKE_CLAUDE_ON_RESUME')\n"
-            "if resume and any(a.startswith('--resume') for a in sys.argv[1:]):\n"
-            "    os.environ['FAKE_CLI_SCENARIO'] = resume\n"
-            "import fake_cli\n"
-            "fake_cli.main('claude')\n"
-        )
-        launcher.chmod(0o755)
-
-    def entries(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def turn(
-        self,
-        scenario: str,
-        message: str = "hi",
-        *,
-        session_id: str = "",
-        on_resume: str = "",
-        on_permission: Callable[[PermissionRequest], PermissionDecision] | None = None,
-    ) -> TurnResult:
-        profile = load_profile(PROFILE)
-        environ = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
-        environ["HOME"] = str(self.bin.parent)
-        env = {"FAKE_CLI_SCENARIO": scenario, "FAKE_CLI_LOG": str(self.log)}
-        if on_resume:
-            env["FAKE_CLAUDE_ON_RESUME"] = on_resume
-        partials: list[str] = []
-
-        async def go() -> TurnResult:
-            return await run_turn(
-                profile,
-                message,
-                session_id=session_id,
-                on_partial=partials.append,
-                on_permission=on_permission,
-                cwd=str(self.bin.parent),
-                env=env,
-                environ=environ,
-                timeout=30,
-            )
-
-        result = anyio.run(go)
-        assert result.partials == partials
-        return result
 
 
 @pytest.fixture
-def claude(tmp_path: Path) -> FakeClaude:
-    return FakeClaude(tmp_path)
-
-
-def recorded(scenario: str) -> list[dict[str, Any]]:
-    text = (FAKES / "claude" / f"{scenario}.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_plain(text: str) -> None:
-    assert "\x1b" not in text and "Traceback" not in text and '{"' not in text, text
+def claude(tmp_path: Path) -> Fakes:
+    """A ``claude`` on PATH that replays a recording and logs how it was called."""
+    return Fakes.make(tmp_path, ("claude",), profile="claude-code")
 
 
 # --- API errors ----------------------------------------------------------------------------
 
 
-def test_an_api_error_is_not_streamed_as_the_answer(claude: FakeClaude) -> None:
+def test_an_api_error_is_not_streamed_as_the_answer(claude: Fakes) -> None:
     # The recording has the synthetic "assistant" message Claude Code makes up.
-    synthetic = [e for e in recorded("error") if e.get("type") == "assistant"]
+    synthetic = [e for e in recorded("claude", "error") if e.get("type") == "assistant"]
     assert synthetic and synthetic[0]["message"]["model"] == "<synthetic>"
     result = claude.turn("error")
     assert result.exit_code == 1
@@ -137,7 +51,7 @@ def test_an_api_error_is_not_streamed_as_the_answer(claude: FakeClaude) -> None:
     ],
 )
 def test_a_retried_error_streams_a_retry_note_then_fails_readably(
-    claude: FakeClaude, scenario: str, status: int, advice: str
+    claude: Fakes, scenario: str, status: int, advice: str
 ) -> None:
     result = claude.turn(scenario)
     assert result.exit_code == 1
@@ -152,7 +66,7 @@ def test_a_retried_error_streams_a_retry_note_then_fails_readably(
 
 
 def test_a_broken_stream_asked_again_is_said_and_the_second_answer_is_the_reply(
-    claude: FakeClaude,
+    claude: Fakes,
 ) -> None:
     result = claude.turn("cut")
     assert result.error is None, result.error
@@ -165,7 +79,7 @@ def test_a_broken_stream_asked_again_is_said_and_the_second_answer_is_the_reply(
     )
 
 
-def test_refusing_to_skip_approvals_as_root_says_what_to_do(claude: FakeClaude) -> None:
+def test_refusing_to_skip_approvals_as_root_says_what_to_do(claude: Fakes) -> None:
     result = claude.turn("root")
     assert result.exit_code == 1
     assert result.error is not None
@@ -177,7 +91,7 @@ def test_refusing_to_skip_approvals_as_root_says_what_to_do(claude: FakeClaude) 
 # --- sessions --------------------------------------------------------------------------------
 
 
-def test_a_session_unknown_in_this_folder_starts_afresh_with_a_note(claude: FakeClaude) -> None:
+def test_a_session_unknown_in_this_folder_starts_afresh_with_a_note(claude: Fakes) -> None:
     result = claude.turn("first", "hello", session_id="an-old-session", on_resume="lost")
     assert result.error is None, result.error
     assert result.exit_code == 0
@@ -193,7 +107,7 @@ def test_a_session_unknown_in_this_folder_starts_afresh_with_a_note(claude: Fake
     assert user[0]["message"]["content"] == "hello"
 
 
-def test_a_failure_that_is_not_a_lost_session_is_not_retried(claude: FakeClaude) -> None:
+def test_a_failure_that_is_not_a_lost_session_is_not_retried(claude: Fakes) -> None:
     result = claude.turn("error", session_id=SESSION, on_resume="error")
     assert result.exit_code == 1
     assert len(claude.entries()) == 1
@@ -203,7 +117,7 @@ def test_a_failure_that_is_not_a_lost_session_is_not_retried(claude: FakeClaude)
 
 
 def test_the_approval_question_shows_the_command_not_only_its_summary(
-    claude: FakeClaude,
+    claude: Fakes,
 ) -> None:
     asked: list[PermissionRequest] = []
 
@@ -219,7 +133,7 @@ def test_the_approval_question_shows_the_command_not_only_its_summary(
     assert request.tool_use_id == "toolu_fake_0001"
 
 
-def test_a_denied_tool_goes_back_to_claude_with_the_reason(claude: FakeClaude) -> None:
+def test_a_denied_tool_goes_back_to_claude_with_the_reason(claude: Fakes) -> None:
     result = claude.turn(
         "denied", on_permission=lambda request: PermissionDecision(False, None, "not here")
     )

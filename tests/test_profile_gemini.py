@@ -11,37 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from profile_kit import FAKES, Fakes, assert_plain, recorded
+from profile_kit import RECORDED_SESSION as SESSION
 
-from bridge.profile import load_profile
-from bridge.runner import run_turn
-from bridge.turn import TurnResult
-
-ROOT = Path(__file__).resolve().parent.parent
-PROFILE = ROOT / "bridge" / "profiles" / "gemini-cli"
-FAKES = Path(__file__).parent / "fake_clis"
-#: The session id the recordings were made stable with.
-SESSION = "eb13f1a7-cbbe-565d-87a3-c0f283200dd4"
-
-#: The launcher: fake_cli.py, with two additions. A resumed run replays
-#: $FAKE_GEMINI_ON_RESUME when set (so one turn can meet a lost session, then
-#: a fresh one), and a retry line on stderr is followed by a short pause, as
-#: the real CLI waits before it retries (the wrapper reads stderr while the
-#: CLI runs; a replay without the pause could end before it looked).
-LAUNCHER = """\
-import json, os, sys, time
-sys.dont_write_bytecode = True
-sys.path.insert(0, {fakes!r})
-resume = os.environ.get("FAKE_GEMINI_ON_RESUME")
-if resume and any(a.startswith("--resume") for a in sys.argv[1:]):
-    os.environ["FAKE_CLI_SCENARIO"] = resume
-with open(os.environ["FAKE_CLI_LOG"] + ".env", "a") as fh:
-    fh.write(json.dumps(os.environ.get("GEMINI_CLI_TRUST_WORKSPACE")) + "\\n")
+#: What the fake gemini does besides replaying: a retry line on stderr is
+#: followed by a short pause, as the real CLI waits before it retries (the
+#: wrapper reads stderr while the CLI runs; a replay without the pause could
+#: end before it looked).
+BACKOFF = """\
+import time
 
 
 class Backoff:
@@ -64,104 +45,40 @@ class Backoff:
 
 
 sys.stderr = Backoff(sys.stderr)
-import fake_cli
-fake_cli.main("gemini")
 """
-
-
-class FakeGemini:
-    """A ``gemini`` on PATH that replays a recording and logs how it was called."""
-
-    def __init__(self, folder: Path) -> None:
-        self.home = folder
-        self.bin = folder / "bin"
-        self.bin.mkdir()
-        self.log = folder / "fake-cli.log"
-        launcher = self.bin / "gemini"
-        launcher.write_text(f"#!{sys.executable}\n" + LAUNCHER.format(fakes=str(FAKES)))
-        launcher.chmod(0o755)
-
-    def entries(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def trust_values(self) -> list[str | None]:
-        path = Path(f"{self.log}.env")
-        return [json.loads(line) for line in path.read_text().splitlines()]
-
-    def turn(
-        self,
-        scenario: str,
-        message: str = "hi",
-        *,
-        session_id: str = "",
-        on_resume: str = "",
-        env: dict[str, str] | None = None,
-    ) -> TurnResult:
-        profile = load_profile(PROFILE)
-        environ = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
-        environ["HOME"] = str(self.home)
-        extra = {"FAKE_CLI_SCENARIO": scenario, "FAKE_CLI_LOG": str(self.log), **(env or {})}
-        if on_resume:
-            extra["FAKE_GEMINI_ON_RESUME"] = on_resume
-        partials: list[str] = []
-
-        async def go() -> TurnResult:
-            return await run_turn(
-                profile,
-                message,
-                session_id=session_id,
-                on_partial=partials.append,
-                cwd=str(self.home),
-                env=extra,
-                environ=environ,
-                timeout=30,
-            )
-
-        result = anyio.run(go)
-        assert result.partials == partials
-        return result
+TRUST = "GEMINI_CLI_TRUST_WORKSPACE"
 
 
 @pytest.fixture
-def gemini(tmp_path: Path) -> FakeGemini:
-    return FakeGemini(tmp_path)
-
-
-def recorded(scenario: str) -> list[dict[str, Any]]:
-    text = (FAKES / "gemini" / f"{scenario}.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_plain(text: str) -> None:
-    assert "\x1b" not in text and "Traceback" not in text, text
-    assert '{"' not in text and "[API Error" not in text, text
+def gemini(tmp_path: Path) -> Fakes:
+    """A ``gemini`` on PATH that replays a recording and logs how it was called
+    (and the folder trust the wrapper gave it)."""
+    return Fakes.make(tmp_path, ("gemini",), profile="gemini-cli", logged=(TRUST,), prelude=BACKOFF)
 
 
 # --- the folder and the session ------------------------------------------------------------
 
 
 def test_the_folder_is_trusted_for_the_run_unless_the_operator_decided(
-    gemini: FakeGemini,
+    gemini: Fakes,
 ) -> None:
     assert gemini.turn("first").error is None
     assert gemini.turn("first", env={"GEMINI_CLI_TRUST_WORKSPACE": "false"}).error is None
-    assert gemini.trust_values() == ["true", "false"]
+    assert [run[TRUST] for run in gemini.logged()] == ["true", "false"]
     assert not any(a.startswith("--skip-trust") for a in gemini.entries()[0]["argv"])
 
 
-def test_the_session_is_named_once_the_turn_succeeded(gemini: FakeGemini) -> None:
+def test_the_session_is_named_once_the_turn_succeeded(gemini: Fakes) -> None:
     result = gemini.turn("first")
     assert result.error is None, result.error
     assert result.session_captured and result.session_id == SESSION
 
 
 @pytest.mark.parametrize("scenario", ["error", "retry", "cut", "dropped"])
-def test_a_first_turn_that_failed_names_no_session(gemini: FakeGemini, scenario: str) -> None:
+def test_a_first_turn_that_failed_names_no_session(gemini: Fakes, scenario: str) -> None:
     # Gemini CLI saved nothing: resuming the id of its `init` would fail with
     # "Invalid session identifier" on every later turn.
-    assert any(e.get("type") == "init" for e in recorded(scenario))
+    assert any(e.get("type") == "init" for e in recorded("gemini", scenario))
     result = gemini.turn(scenario)
     assert result.exit_code == 1
     assert not result.session_captured, result.session_id
@@ -175,9 +92,9 @@ def test_a_first_turn_that_failed_names_no_session(gemini: FakeGemini, scenario:
     ],
 )
 def test_a_session_gemini_cannot_resume_starts_afresh_with_a_note(
-    gemini: FakeGemini, message: str, what: str
+    gemini: Fakes, message: str, what: str
 ) -> None:
-    assert recorded("lost")[0]["text"].startswith("Error resuming session:")
+    assert recorded("gemini", "lost")[0]["text"].startswith("Error resuming session:")
     lost = gemini.home / "fake_clis" / "gemini"
     lost.mkdir(parents=True)
     (lost / f"{what}.jsonl").write_text(
@@ -200,13 +117,13 @@ def test_a_session_gemini_cannot_resume_starts_afresh_with_a_note(
     assert fresh["argv"][-1] == "--prompt=hello"
 
 
-def test_the_recorded_lost_session_is_recovered_from(gemini: FakeGemini) -> None:
+def test_the_recorded_lost_session_is_recovered_from(gemini: Fakes) -> None:
     result = gemini.turn("first", session_id="an-old-session", on_resume="lost")
     assert result.error is None, result.error
     assert "could not be resumed here" in result.reply
 
 
-def test_a_failure_that_is_not_a_lost_session_is_not_retried(gemini: FakeGemini) -> None:
+def test_a_failure_that_is_not_a_lost_session_is_not_retried(gemini: Fakes) -> None:
     result = gemini.turn("error", session_id=SESSION, on_resume="error")
     assert result.exit_code == 1
     assert len(gemini.entries()) == 1
@@ -215,10 +132,10 @@ def test_a_failure_that_is_not_a_lost_session_is_not_retried(gemini: FakeGemini)
 # --- errors ----------------------------------------------------------------------------------
 
 
-def test_an_api_error_reads_as_words_not_the_raw_body(gemini: FakeGemini) -> None:
-    (result_event,) = [e for e in recorded("error") if e.get("type") == "result"]
+def test_an_api_error_reads_as_words_not_the_raw_body(gemini: Fakes) -> None:
+    (result_event,) = [e for e in recorded("gemini", "error") if e.get("type") == "result"]
     assert result_event["error"]["message"].startswith("[API Error: {")
-    assert recorded("error")[-1] == {"fake": "exit", "code": 401 % 256}
+    assert recorded("gemini", "error")[-1] == {"fake": "exit", "code": 401 % 256}
     result = gemini.turn("error")
     assert result.exit_code == 1
     assert result.partials == []
@@ -229,10 +146,10 @@ def test_an_api_error_reads_as_words_not_the_raw_body(gemini: FakeGemini) -> Non
     )
     assert "What to do: Set a valid GEMINI_API_KEY" in result.error
     assert "exited with code" not in result.error
-    assert_plain(result.error)
+    assert_plain(result.error, "[API Error")
 
 
-def test_a_retry_reported_on_stderr_is_streamed_as_a_note(gemini: FakeGemini) -> None:
+def test_a_retry_reported_on_stderr_is_streamed_as_a_note(gemini: Fakes) -> None:
     result = gemini.turn("retry")
     assert result.exit_code == 1
     assert result.partials == ["(retrying: the model server answered 500, attempt 2)"]
@@ -240,11 +157,11 @@ def test_a_retry_reported_on_stderr_is_streamed_as_a_note(gemini: FakeGemini) ->
     assert result.error is not None
     assert "(HTTP 500 INTERNAL)" in result.error
     assert "send the message again in a moment" in result.error
-    assert_plain(result.error)
+    assert_plain(result.error, "[API Error")
 
 
 def test_a_rate_limit_waited_out_is_a_note_and_not_part_of_the_reply(
-    gemini: FakeGemini,
+    gemini: Fakes,
 ) -> None:
     result = gemini.turn("ratelimit")
     assert result.error is None, result.error
@@ -257,9 +174,9 @@ def test_a_rate_limit_waited_out_is_a_note_and_not_part_of_the_reply(
 
 
 def test_a_stream_that_ends_early_fails_the_turn_though_gemini_exits_0(
-    gemini: FakeGemini,
+    gemini: Fakes,
 ) -> None:
-    assert "fake" not in recorded("cut")[-1]  # no exit directive: exit code 0
+    assert "fake" not in recorded("gemini", "cut")[-1]  # no exit directive: exit code 0
     result = gemini.turn("cut")
     assert result.exit_code == 1
     assert result.error == (
@@ -269,7 +186,7 @@ def test_a_stream_that_ends_early_fails_the_turn_though_gemini_exits_0(
     )
 
 
-def test_a_dropped_connection_says_so(gemini: FakeGemini) -> None:
+def test_a_dropped_connection_says_so(gemini: Fakes) -> None:
     result = gemini.turn("dropped")
     assert result.exit_code == 1
     assert result.error is not None
@@ -279,7 +196,7 @@ def test_a_dropped_connection_says_so(gemini: FakeGemini) -> None:
     assert "GOOGLE_GEMINI_BASE_URL" in result.error
 
 
-def test_an_answer_started_over_is_replied_from_the_saved_session(gemini: FakeGemini) -> None:
+def test_an_answer_started_over_is_replied_from_the_saved_session(gemini: Fakes) -> None:
     # The stream holds the broken first try, then the whole second one.
     chats = gemini.home / ".gemini" / "tmp" / "project" / "chats"
     chats.mkdir(parents=True)
@@ -297,7 +214,7 @@ def test_an_answer_started_over_is_replied_from_the_saved_session(gemini: FakeGe
     assert result.reply == "The second try is whole."
 
 
-def test_without_the_saved_session_the_streamed_text_is_the_reply(gemini: FakeGemini) -> None:
+def test_without_the_saved_session_the_streamed_text_is_the_reply(gemini: Fakes) -> None:
     result = gemini.turn("restart")
     assert result.reply == "The first try stopsThe second try is whole."
 
@@ -309,17 +226,15 @@ def test_without_the_saved_session_the_streamed_text_is_the_reply(gemini: FakeGe
         ("untrusted", "(it does not trust this folder"),
     ],
 )
-def test_gemini_exit_codes_are_said_in_words(
-    gemini: FakeGemini, scenario: str, reason: str
-) -> None:
+def test_gemini_exit_codes_are_said_in_words(gemini: Fakes, scenario: str, reason: str) -> None:
     result = gemini.turn(scenario)
     assert result.exit_code == 1
     assert result.error is not None
     assert reason in result.error, result.error
 
 
-def test_an_unreadable_settings_file_fails_the_turn(gemini: FakeGemini) -> None:
-    assert "fake" not in recorded("badconfig")[-1]  # it exits 0
+def test_an_unreadable_settings_file_fails_the_turn(gemini: Fakes) -> None:
+    assert "fake" not in recorded("gemini", "badconfig")[-1]  # it exits 0
     result = gemini.turn("badconfig")
     assert result.exit_code == 1
     assert result.error is not None
@@ -330,7 +245,7 @@ def test_an_unreadable_settings_file_fails_the_turn(gemini: FakeGemini) -> None:
 # --- tools -----------------------------------------------------------------------------------
 
 
-def test_a_tool_left_out_for_want_of_approval_is_said(gemini: FakeGemini) -> None:
+def test_a_tool_left_out_for_want_of_approval_is_said(gemini: Fakes) -> None:
     result = gemini.turn("denied")
     assert result.error is None, result.error
     answer, note = result.reply.split("\n\n")

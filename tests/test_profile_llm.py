@@ -9,20 +9,15 @@ what streamed stays streamed, and the conversation does not keep it.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from profile_kit import Loopback, llm_turn
 
-from bridge.bundled import BUNDLED_DIR
-from bridge.profile import load_profile
-from bridge.runner import run_turn
 from bridge.turn import TurnResult
 
 
@@ -72,20 +67,15 @@ class Server:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
                 self.wfile.flush()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.loopback = Loopback(Handler)
+        self.url = f"{self.loopback.url}/v1"
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
     found = Server()
-    yield found
-    found.httpd.shutdown()
-    found.httpd.server_close()
+    with found.loopback:
+        yield found
 
 
 def piece(text: str, finish: str | None = None) -> dict[str, Any]:
@@ -94,19 +84,7 @@ def piece(text: str, finish: str | None = None) -> dict[str, Any]:
 
 
 def turn(server: Server, tmp_path: Path, message: str = "hi", session_id: str = "") -> TurnResult:
-    environ = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "AGENTPROC_HOME": str(tmp_path / "agentproc"),
-        "LLM_BASE_URL": server.url,
-        "LLM_MODEL": "m",
-    }
-    profile = load_profile(BUNDLED_DIR / "llm")
-
-    async def go() -> TurnResult:
-        return await run_turn(profile, message, session_id=session_id, environ=environ, timeout=30)
-
-    return anyio.run(go)
+    return llm_turn(server.url, tmp_path, message, session_id=session_id, LLM_MODEL="m")
 
 
 CUT = "the model server's answer was cut off: "

@@ -10,49 +10,30 @@ permission, a model call being retried, an answer that never finishes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_bundled_profiles import BUNDLED, BY_NAME, FAKES, Fakes, run
-from test_bundled_profiles import fakes as _fakes  # noqa: F401  (the fixture)
+from profile_kit import BY_NAME, Fakes, load_wrapper, notes, recorded, run
+from profile_kit import fakes_fixture as fakes_fixture  # the fixture `fakes`
 
 from agentproc.wrap import strip_ansi
 
 OPENCODE = BY_NAME["opencode"]
-RECORDED = FAKES / "opencode"
-
-
-def load_wrapper() -> ModuleType:
-    """The wrapper as a module (importing it does not run a turn)."""
-    spec = importlib.util.spec_from_file_location("opencode_agent", BUNDLED / "opencode/agent.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def fakes(request: pytest.FixtureRequest) -> Fakes:
-    """The fake CLIs of test_bundled_profiles.py (imported as ``_fakes``)."""
-    found: Fakes = request.getfixturevalue("_fakes")
-    return found
 
 
 @pytest.fixture(scope="module")
 def wrapper() -> ModuleType:
-    return load_wrapper()
+    return load_wrapper("opencode")
 
 
 def recorded_stderr(scenario: str) -> list[str]:
-    lines = []
-    for raw in (RECORDED / f"{scenario}.jsonl").read_text(encoding="utf-8").splitlines():
-        data = json.loads(raw)
-        if isinstance(data, dict) and data.get("fake") == "stderr":
-            lines.append(data["text"].rstrip("\n"))
-    return lines
+    return [
+        data["text"].rstrip("\n")
+        for data in recorded("opencode", scenario)
+        if isinstance(data, dict) and data.get("fake") == "stderr"
+    ]
 
 
 # --- replayed turns ------------------------------------------------------------------------
@@ -66,8 +47,7 @@ def test_an_answer_that_never_finishes_is_stopped_after_three_tries(fakes: Fakes
         "the model server ended its answer 3 times in a row without a finish reason"
     )
     assert "the turn was stopped after 3 tries" in result.error
-    notes = [p.strip() for p in result.partials if p.strip().startswith("(")]
-    assert notes == [
+    assert notes(result.partials) == [
         "(retrying: the model server's answer ended without a finish reason, opencode asks "
         f"again (attempt {n} of at most 3))"
         for n in (2, 3)
