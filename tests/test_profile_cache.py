@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,13 @@ timeout_secs: 7.5
 max_reply_chars: 1000
 streaming: false
 """
+
+
+def cached_entry(path: Path, cache: Path) -> tuple[Path, dict[str, Any]]:
+    """Load ``path`` once, so it is cached: the cache's one entry, and what it holds."""
+    load_profile_cached(path)
+    (entry,) = cache.glob("*.json")
+    return entry, json.loads(entry.read_text(encoding="utf-8"))
 
 
 def test_second_load_is_a_hit_with_the_same_fields(
@@ -84,8 +93,7 @@ def test_a_corrupt_entry_falls_back_to_validating(
     make_profile: Callable[..., Path], private_cache: Path
 ) -> None:
     path = make_profile(PROFILE)
-    load_profile_cached(path)
-    (entry,) = private_cache.glob("*.json")
+    entry, _ = cached_entry(path, private_cache)
     entry.write_text("{not json", encoding="utf-8")
     assert isinstance(load_profile_cached(path), Profile)
     entry.write_text('{"fields": 3}', encoding="utf-8")
@@ -171,12 +179,8 @@ def test_the_view_declares_every_field_of_the_model() -> None:
 def test_an_entry_for_other_bytes_or_another_path_is_a_miss(
     make_profile: Callable[..., Path], private_cache: Path
 ) -> None:
-    import json
-
     path = make_profile(PROFILE)
-    load_profile_cached(path)
-    (entry,) = private_cache.glob("*.json")
-    data = json.loads(entry.read_text(encoding="utf-8"))
+    entry, data = cached_entry(path, private_cache)
     for key, value in (("path", "/elsewhere/profile.yaml"), ("text", "command: x\n")):
         changed = {**data, "stamp": {**data["stamp"], key: value}}
         entry.write_text(json.dumps(changed), encoding="utf-8")
@@ -187,12 +191,8 @@ def test_an_entry_for_other_bytes_or_another_path_is_a_miss(
 def test_a_changed_profile_model_is_a_miss(
     make_profile: Callable[..., Path], private_cache: Path
 ) -> None:
-    import json
-
     path = make_profile(PROFILE)
-    load_profile_cached(path)
-    (entry,) = private_cache.glob("*.json")
-    data = json.loads(entry.read_text(encoding="utf-8"))
+    entry, data = cached_entry(path, private_cache)
     # As if written by a model without today's fields (the file's bytes are the same).
     data["stamp"]["model"] = "profile.py:1:1"
     del data["fields"]["requires"]
