@@ -1,13 +1,20 @@
-"""Running the `agentproc` command in tests, as a user would."""
+"""Running the `agentproc` command in tests, as a user would, and SDK agents as a bridge would."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from agentproc import wire
 
 AGENTPROC = str(Path(sys.executable).parent / "agentproc")
+AGENTS = Path(__file__).parent / "agents"
 
 
 @dataclass
@@ -39,3 +46,41 @@ def cli(*args: str | Path, input: bytes | None = None, **kwargs: object) -> Run:
     run = Run(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
     check_stderr(run.err)
     return run
+
+
+# --- SDK agents --------------------------------------------------------------------------
+
+
+def base_env() -> dict[str, str]:
+    """This process's environment without anything that would steer the SDK."""
+    drop = {*wire.TURN_ENV_VARS, wire.ENV_DEBUG, wire.ENV_HOME, "SDK_CASE", "SDK_TEXT"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def sdk_env(message: str | None = "hi", **turn: Any) -> dict[str, str]:
+    """:func:`base_env` with the variables of a turn (``wire.turn_env``)."""
+    env = base_env()
+    env.update(wire.turn_env(message, **turn))
+    return env
+
+
+@contextmanager
+def sdk_agent(case: str, env: dict[str, str], **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """tests/agents/sdk_cases.py running ``case`` with ``env``, its stdin and stdout
+    piped unless ``popen`` says otherwise; killed and waited for when the block ends."""
+    popen.setdefault("stdin", subprocess.PIPE)
+    popen.setdefault("stdout", subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(AGENTS / "sdk_cases.py")], env={**env, "SDK_CASE": case}, **popen
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def read_line(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    """The next line the agent wrote, as a bridge reads it (``wire.classify``)."""
+    assert proc.stdout is not None
+    return wire.classify(proc.stdout.readline().decode().rstrip("\n"))

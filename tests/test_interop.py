@@ -9,8 +9,6 @@ and reference-format profiles run for real and converted with
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -19,13 +17,12 @@ from pathlib import Path
 import anyio
 import pytest
 import yaml
-from helpers import cli
+from helpers import cli, read_line, sdk_agent, sdk_env
 
 from agentproc import wire
 from agentproc.wire import PermissionDecision, PermissionRequest
 from bridge import TurnResult, load_profile, run_turn
 
-AGENTS = Path(__file__).parent / "agents"
 PYTHON = sys.executable
 
 
@@ -251,33 +248,18 @@ def test_reference_style_agent_is_denied_at_the_permission_deadline(
 # --- an SDK agent answered the way the reference bridge answers ---------------------------
 
 
-def sdk_env(**turn: object) -> dict[str, str]:
-    drop = {*wire.TURN_ENV_VARS, wire.ENV_DEBUG, wire.ENV_HOME, "SDK_CASE"}
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(wire.turn_env("hi", **turn))  # type: ignore[arg-type]
-    return env
-
-
 def test_sdk_agent_reads_reference_answers() -> None:
     """The test plays the reference bridge: it reads each request by the reference's
     field names and answers with those only (no id, no allow)."""
-    env = sdk_env(permission=True)
-    env["SDK_CASE"] = "permission"
-    proc = subprocess.Popen(
-        [PYTHON, str(AGENTS / "sdk_cases.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
     answers = [
         {"request_id": None, "behavior": "allow", "updated_input": {"cmd": "ls -a"}},
         {"request_id": None, "behavior": "deny", "message": "not now"},
     ]
     seen = []
-    try:
+    with sdk_agent("permission", sdk_env(permission=True)) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
         for answer in answers:
-            kind, payload = wire.classify(proc.stdout.readline().decode().rstrip("\n"))
+            kind, payload = read_line(proc)
             assert kind == wire.PERMISSION_REQUEST
             request = json.loads(payload)
             seen.append((request["request_id"], request["tool_name"], request["input"]))
@@ -287,9 +269,6 @@ def test_sdk_agent_reads_reference_answers() -> None:
         proc.stdin.close()
         rest = proc.stdout.read()
         assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
     assert seen == [("1", "Bash", {"cmd": "ls"}), ("2", "Write", {"path": "notes.txt"})]
     assert json.loads(rest) == [
         {"allow": True, "updated_input": {"cmd": "ls -a"}, "message": ""},

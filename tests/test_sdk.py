@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import select
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import base_env, read_line, sdk_agent, sdk_env
 
 from agentproc import (
     AgentResult,
@@ -34,12 +34,6 @@ from agentproc._sdk import Agent
 AGENTS = Path(__file__).parent / "agents"
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-
-
-def base_env() -> dict[str, str]:
-    """This process's environment without anything that would steer the SDK."""
-    drop = {*wire.TURN_ENV_VARS, wire.ENV_DEBUG, wire.ENV_HOME, "SDK_CASE", "SDK_TEXT"}
-    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def frame(data: bytes) -> list[str]:
@@ -75,9 +69,7 @@ def run_agent(
     **turn_kwargs: object,
 ) -> Run:
     """Run an agent script once. ``turn=False`` leaves every AGENT_* variable unset."""
-    environ = base_env()
-    if turn:
-        environ.update(wire.turn_env(message, **turn_kwargs))  # type: ignore[arg-type]
+    environ = sdk_env(message, **turn_kwargs) if turn else base_env()
     if case is not None:
         environ["SDK_CASE"] = case
     environ.update(env or {})
@@ -557,31 +549,19 @@ def test_permission_works_with_await() -> None:
 
 def test_permission_waits_for_each_answer() -> None:
     """The bridge's side of the dialogue: a request, then its answer, one at a time."""
-    environ = base_env()
-    environ.update(wire.turn_env("hi", permission=True))
-    environ["SDK_CASE"] = "permission"
-    proc = subprocess.Popen(
-        [PYTHON, str(AGENTS / "sdk_cases.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=environ,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        first = wire.classify(proc.stdout.readline().decode().rstrip("\n"))
+    with sdk_agent("permission", sdk_env(permission=True)) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        first = read_line(proc)
         assert first[0] == wire.PERMISSION_REQUEST
         assert wire.PermissionRequest.from_payload(first[1], "?").id == "1"
         proc.stdin.write(response("1", True))
         proc.stdin.flush()
-        second = wire.classify(proc.stdout.readline().decode().rstrip("\n"))
+        second = read_line(proc)
         assert wire.PermissionRequest.from_payload(second[1], "?").id == "2"
         proc.stdin.write(response("2", False, message="no"))
         proc.stdin.close()
         rest = proc.stdout.read()
         assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
     assert [d["allow"] for d in json.loads(rest)] == [True, False]
 
 
@@ -589,19 +569,10 @@ def test_permission_waits_for_each_answer() -> None:
 
 
 def test_sigterm_exits_promptly_with_143_keeping_output() -> None:
-    environ = base_env()
-    environ.update(wire.turn_env("hi"))
-    environ["SDK_CASE"] = "sleep"
+    environ = sdk_env()
     environ.pop("PYTHONUNBUFFERED", None)  # the handler's print() must really be buffered
-    proc = subprocess.Popen(
-        [PYTHON, str(AGENTS / "sdk_cases.py")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environ,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
+    with sdk_agent("sleep", environ, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         ready, _, _ = select.select([proc.stderr], [], [], 10)
         assert ready, "the agent never got to its sleep"
         assert proc.stderr.readline() == b"ready\n"
@@ -610,9 +581,6 @@ def test_sigterm_exits_promptly_with_143_keeping_output() -> None:
         code = proc.wait(timeout=5)
         elapsed = time.monotonic() - start
         out = proc.stdout.read()
-    finally:
-        proc.kill()
-        proc.wait()
     assert code == 143
     assert elapsed < 2
     assert frame(out) == [wire.partial_line("started"), "pending"]
@@ -625,8 +593,7 @@ def test_main_module_runs_and_import_does_not() -> None:
         "import sys; sys.path.insert(0, sys.argv[1]); import sdk_echo, sdk_decorator; "
         "print('imported', sdk_decorator.LOADED, type(sdk_decorator.handle).__name__)"
     )
-    environ = base_env()
-    environ.update(wire.turn_env("ping"))
+    environ = sdk_env("ping")
     proc = subprocess.run(
         [PYTHON, "-c", code, str(AGENTS)], capture_output=True, env=environ, timeout=20
     )
@@ -636,8 +603,7 @@ def test_main_module_runs_and_import_does_not() -> None:
 
 def test_decorator_form_runs_as_a_script_and_with_dash_m() -> None:
     assert run_agent("sdk_decorator.py", message="a").lines == ["decorated: a"]
-    environ = base_env()
-    environ.update(wire.turn_env("b"))
+    environ = sdk_env("b")
     proc = subprocess.run(
         [PYTHON, "-m", "sdk_decorator"],
         capture_output=True,
@@ -688,9 +654,7 @@ def test_import_is_cheap(site: bool) -> None:
 
 def test_a_plain_turn_stays_cheap() -> None:
     """A sync agent returning a str runs its whole turn without json, enum or asyncio."""
-    env = base_env()
-    env.update(wire.turn_env("hi"))
-    env["PYTHONPATH"] = str(REPO)
+    env = {**sdk_env(), "PYTHONPATH": str(REPO)}
     script = str(AGENTS / "sdk_echo.py")
     ours = imported(["-S", script], env) - imported(["-S", "-c", "pass"], env)
     assert {n.split(".")[0] for n in ours} & (HEAVY | {"signal", "threading"}) == set()
