@@ -334,6 +334,33 @@ class LineFramer:
         return [raw.decode("utf-8", "replace")]
 
 
+# --- safe rendering of what a program wrote -----------------------------------------
+
+#: Terminal control sequences: CSI (colours, cursor moves), OSC (titles, links),
+#: and lone two-byte escapes. CLIs colour their stderr even into a pipe; a chat
+#: message shows these as garbage.
+_ANSI = None
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences and carriage-return overprints."""
+    global _ANSI
+    if "\x1b" not in text and "\x9b" not in text and "\r" not in text:
+        return text
+    if _ANSI is None:
+        import re
+
+        _ANSI = re.compile(
+            r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final byte
+            r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC ... BEL or ST
+            r"|\x1b[@-Z\\-_]"  # two-byte escapes
+        )
+    text = _ANSI.sub("", text)
+    # A spinner redraws its line with "\r"; keep what the line finally showed.
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
+
+
 # --- attachments ---------------------------------------------------------------------
 
 ATTACHMENT_TYPES = ("image", "file", "audio", "video")

@@ -48,6 +48,7 @@ import sys
 
 from agentproc import wire
 from agentproc._sdk import AgentResult, ProtocolError
+from agentproc.wire import strip_ansi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -281,31 +282,6 @@ def _json_object(line: str) -> Event | None:
     return value if isinstance(value, dict) else None
 
 
-#: Terminal control sequences: CSI (colours, cursor moves), OSC (titles, links),
-#: and lone two-byte escapes. CLIs colour their stderr even into a pipe; a chat
-#: message shows these as garbage.
-_ANSI = None
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without terminal escape sequences and carriage-return overprints."""
-    global _ANSI
-    if "\x1b" not in text and "\x9b" not in text and "\r" not in text:
-        return text
-    if _ANSI is None:
-        import re
-
-        _ANSI = re.compile(
-            r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final byte
-            r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC ... BEL or ST
-            r"|\x1b[@-Z\\-_]"  # two-byte escapes
-        )
-    text = _ANSI.sub("", text)
-    # A spinner redraws its line with "\r"; keep what the line finally showed.
-    lines = (line.removesuffix("\r") for line in text.split("\n"))
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
-
-
 def retry_note(
     *,
     status: object = None,
@@ -334,7 +310,7 @@ def retry_note(
 
 
 def _stderr_tail(data: bytes) -> str:
-    text = strip_ansi(data.decode("utf-8", "replace"))
+    text = wire.strip_ansi(data.decode("utf-8", "replace"))
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     text = " | ".join(lines[-TAIL_LINES:])
     return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1) :]
@@ -469,7 +445,7 @@ class CliTurn:
 
     def stderr_text(self) -> str:
         """What the CLI wrote on stderr so far (its last :data:`STDERR_TAIL_BYTES`), plain."""
-        return strip_ansi(bytes(self._stderr[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace"))
+        return wire.strip_ansi(bytes(self._stderr[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace"))
 
     def streamed(self) -> bool:
         """Whether anything (text, a note) has been streamed in this turn."""

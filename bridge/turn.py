@@ -465,7 +465,7 @@ def _signame(num: int) -> str:
 
 
 def _stderr_quote(tail: str) -> str:
-    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in wire.strip_ansi(tail).splitlines() if ln.strip()]
     if not lines:
         return " (it wrote nothing on stderr)"
     quote = " | ".join(lines[-STDERR_QUOTE_LINES:])

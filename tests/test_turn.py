@@ -164,3 +164,13 @@ def test_stderr_in_reply_is_off_by_default() -> None:
     turn = Turn()
     turn.feed(b"hello\n")
     assert turn.finish(ProcessExit(0, stderr_tail="note\n")).reply == "hello"
+
+
+def test_the_quoted_stderr_has_no_terminal_escapes() -> None:
+    turn = Turn()
+    turn.end_of_output()
+    tail = "\x1b[1;31mError:\x1b[0m no key\r\n⠋ waiting\r⠙ gave up\n"
+    result = turn.finish(ProcessExit(returncode=4, stderr_tail=tail))
+    assert result.error is not None
+    assert result.error.endswith("its stderr ends with: Error: no key | ⠙ gave up")
+    assert "\x1b" not in result.error and "\r" not in result.error
