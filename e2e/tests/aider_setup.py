@@ -26,8 +26,7 @@ from pathlib import Path
 
 from e2e.fakemodel import FakeModel
 
-from .conftest import CAPTURE
-from .opencode_setup import recorder
+from .recording import recording
 
 BIN_VAR = "AIDER_BIN"
 MODEL = "openai/e2e-model"
@@ -45,7 +44,7 @@ def aider_env(
     """``env`` for running the aider profile against ``model``.
 
     ``record`` names the scenario file(s) to write with E2E_CAPTURE=1 (see
-    :func:`~.opencode_setup.recorder`); ``folder`` then holds the launcher.
+    recording.py); ``folder`` then holds the launcher.
     """
     caches = Path(env["HOME"]) / ".aider" / "caches"
     caches.mkdir(parents=True, exist_ok=True)
@@ -67,12 +66,9 @@ def aider_env(
         "OPENAI_API_KEY": "sk-e2e",
         "AIDER_MODEL": MODEL,
     }
-    return recording(out, record=record, folder=folder)
+    return recorded(out, record=record, folder=folder)
 
 
-def recording(env: dict[str, str], *, record: str, folder: Path | None) -> dict[str, str]:
+def recorded(env: dict[str, str], *, record: str, folder: Path | None) -> dict[str, str]:
     """``env``, with aider recorded as ``record`` when E2E_CAPTURE=1."""
-    if not (CAPTURE and record):
-        return env
-    assert folder is not None, "recording needs a folder for the launcher"
-    return {**env, BIN_VAR: str(recorder("aider", env["PATH"], record, folder, style="text"))}
+    return recording(env, cli="aider", bin_var=BIN_VAR, record=record, folder=folder, style="text")

@@ -19,7 +19,7 @@ Either way the config file turns off what would leave the machine:
 ``[analytics] enabled = false`` (it also holds the exit up by five seconds
 offline) and ``check_for_update_on_startup = false``.
 
-With ``E2E_CAPTURE=1`` runs are recorded by the launcher of gemini_setup.py.
+With ``E2E_CAPTURE=1`` runs are recorded as gemini_setup.py says.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from e2e.fakemodel import FakeModel
 
-from .conftest import CAPTURE
-from .gemini_setup import real_cli, recorder
+from .gemini_setup import STABLE
+from .recording import recording
 
 #: The wrapper's variable for the executable (the recording launcher goes there).
 BIN_VAR = "CODEX_BIN"
@@ -87,7 +87,4 @@ def codex_env(
         url = base_url or f"{model.url}/v1"
         (codex_home / "config.toml").write_text(provider(url), encoding="utf-8")
         out[KEY_VAR] = "sk-e2e-fake"
-    if CAPTURE and record:
-        assert folder is not None, "recording needs a folder for the launcher"
-        out[BIN_VAR] = str(recorder("codex", real_cli("codex", out), record, folder))
-    return out
+    return recording(out, cli="codex", bin_var=BIN_VAR, record=record, folder=folder, stable=STABLE)

@@ -6,16 +6,16 @@ loopback, and runs the real ``agentproc`` command of this checkout. ``make
 e2e`` runs the suite in a network namespace of its own with only loopback up,
 so a request that would leave the machine fails instead of leaving.
 
-Set ``E2E_CAPTURE=1`` to have :func:`cli_env` tee each real CLI's stdout into
-``tests/fake_clis/<cli>/<scenario>.jsonl`` (see :func:`tee_cli`): the recorded
-streams the fast suite replays are captured from the real programs this way.
+Set ``E2E_CAPTURE=1`` to have the tests that name a scenario record the real
+CLI's run into ``tests/fake_clis/<cli>/<scenario>.jsonl`` (recording.py): the
+recorded streams the fast suite replays are captured from the real programs
+this way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -119,44 +119,3 @@ def base_env(home: Path, *, with_clis: bool = True) -> dict[str, str]:
 @pytest.fixture
 def env(home: Path) -> dict[str, str]:
     return base_env(home)
-
-
-def tee_cli(real: str | Path, capture: Path, folder: Path) -> Path:
-    """A launcher that runs ``real`` and copies its stdout into ``capture``.
-
-    Point the wrapper's ``<PREFIX>_BIN`` variable at it. stdin, stderr and the
-    exit status pass through unchanged.
-    """
-    launcher = folder / f"tee-{Path(real).name}"
-    launcher.write_text(
-        f'#!/bin/bash\nset -o pipefail\n"{real}" "$@" | tee "{capture}"\nexit ${{PIPESTATUS[0]}}\n',
-        encoding="utf-8",
-    )
-    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
-    return launcher
-
-
-def cli_env(
-    env: dict[str, str], *, cli: str, bin_var: str, scenario: str, folder: Path
-) -> dict[str, str]:
-    """``env``, with the CLI's stdout captured for the fast suite when E2E_CAPTURE=1.
-
-    ``cli`` is the folder name under tests/fake_clis (``claude``, ``codex``,
-    ...), ``bin_var`` the wrapper's variable for the executable
-    (``CLAUDE_CODE_BIN``, ...).
-    """
-    if not CAPTURE:
-        return env
-    import shutil
-
-    real = shutil.which(env.get(bin_var) or cli_executable(cli), path=env["PATH"])
-    assert real, f"{cli} is not installed: run `make e2e` once"
-    target = FAKE_CLIS / cli / f"{scenario}.jsonl"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return {**env, bin_var: str(tee_cli(real, target, folder))}
-
-
-def cli_executable(cli: str) -> str:
-    return {"claude": "claude", "gemini": "gemini", "codex": "codex", "opencode": "opencode"}.get(
-        cli, cli
-    )

@@ -20,7 +20,7 @@ from typing import Any
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status
 
-from .aider_setup import NO_CLIENT_RETRY, aider_env, recording
+from .aider_setup import NO_CLIENT_RETRY, aider_env, recorded
 from .conftest import Run, agentproc, base_env
 
 
@@ -175,7 +175,7 @@ def test_no_model_and_no_key_fails_at_once(
     model: FakeModel, env: dict[str, str], project: Path, tmp_path: Path
 ) -> None:
     # aider would offer to log in to OpenRouter, say yes, and wait 5 minutes.
-    env = recording(env, record="nokey", folder=tmp_path)
+    env = recorded(env, record="nokey", folder=tmp_path)
     data = run_json(env, project, "hello")
     assert data["exit_code"] == 1
     assert data["error"].startswith("aider has no model and no API key: set AIDER_MODEL")
