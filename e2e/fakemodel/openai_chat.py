@@ -27,24 +27,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .server import Cut, Exchange, Reply, Status, ToolUse, split
+from .server import Cut, Exchange, Reply, Status, ToolUse, openai_error_body, split
 
 if TYPE_CHECKING:
     from .server import FakeModel
 
 COMPLETIONS = ("/v1/chat/completions", "/chat/completions")
 MODELS = ("/v1/models", "/models")
-
-#: The error ``type`` and ``code`` OpenAI's API gives for a status.
-ERROR_KINDS: dict[int, tuple[str, str | None]] = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-    500: ("server_error", None),
-    503: ("server_error", None),
-}
 
 DEFAULT_MESSAGES = {
     401: "Incorrect API key provided: sk-e2e. You can find your API key at "
@@ -61,9 +50,8 @@ class Unfinished(Cut):
 
 
 def error_body(status: Status) -> dict[str, Any]:
-    kind, code = ERROR_KINDS.get(status.code, ("api_error", None))
-    message = status.message or DEFAULT_MESSAGES.get(status.code, f"fake error {status.code}")
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    message = DEFAULT_MESSAGES.get(status.code, f"fake error {status.code}")
+    return openai_error_body(status, message, "api_error")
 
 
 class _Chunks:

@@ -23,17 +23,17 @@ import json
 import time
 from typing import Any
 
-from .server import Cut, Exchange, FakeModel, Reply, Status, ToolUse, split
+from .server import (
+    Cut,
+    Exchange,
+    FakeModel,
+    Reply,
+    Status,
+    ToolUse,
+    openai_error_body,
+    split,
+)
 
-ERROR_TYPES = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-    500: ("server_error", None),
-    503: ("server_error", None),
-}
 DEFAULT_MESSAGES = {
     401: "Incorrect API key provided: sk-fake. You can find your API key at https://platform.openai.com/account/api-keys.",
     429: "Rate limit reached for requests. Please try again in 1s.",
@@ -81,9 +81,8 @@ def route(fake: FakeModel, exchange: Exchange) -> bool:
 
 
 def error_body(status: Status) -> dict[str, Any]:
-    kind, code = ERROR_TYPES.get(status.code, ("server_error", None))
-    message = status.message or DEFAULT_MESSAGES.get(status.code, f"HTTP {status.code}")
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    message = DEFAULT_MESSAGES.get(status.code, f"HTTP {status.code}")
+    return openai_error_body(status, message, "server_error")
 
 
 class _Stream:

@@ -182,6 +182,27 @@ def split(text: str, chunks: int) -> Iterator[str]:
         yield text[i : i + size]
 
 
+#: The error ``type`` and ``code`` OpenAI's APIs (Chat Completions, Responses) give for a status.
+OPENAI_ERRORS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+
+
+def openai_error_body(status: Status, message: str, unknown_type: str) -> dict[str, Any]:
+    """OpenAI's error body, ``{"error": {"message", "type", "param", "code"}}``: the
+    status's own message or ``message``; the type and code the API gives for the
+    status (``unknown_type`` for one it does not list)."""
+    kind, code = OPENAI_ERRORS.get(status.code, (unknown_type, None))
+    error = {"message": status.message or message, "type": kind, "param": None, "code": code}
+    return {"error": error}
+
+
 class FakeModel:
     """The server. Use as a context manager; :attr:`url` is its base URL."""
 
