@@ -13,41 +13,28 @@ test_an_edit_is_applied_without_asking shows what that means.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status
 
-from .aider_setup import NO_CLIENT_RETRY, aider_env, recorded
-from .conftest import Run, agentproc, base_env
+from .aider_setup import BIN_VAR, NO_CLIENT_RETRY, aider_env, recorded
+from .common import Suite, notes
+from .conftest import agentproc, base_env
 
-
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "aider", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    return data
-
-
-def assert_plain(text: str) -> None:
-    """What a person reads: no JSON blob, no terminal escapes, no traceback."""
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text, text
-    assert '{"' not in text and "{'" not in text, text
-
-
-def conversation(request: Any) -> str:
-    return json.dumps(request.json.get("messages"), ensure_ascii=False)
+AIDER = Suite(
+    "aider",
+    cli="aider",
+    bin_var=BIN_VAR,
+    install="python -m pip install aider-install && aider-install",
+)
+run_json = AIDER.run_json
+assert_plain = AIDER.assert_plain
+conversation = AIDER.conversation
 
 
 def history_file(env: dict[str, str], session: str) -> Path:
     return Path(env["HOME"]) / ".agentproc" / "aider" / f"{session}.chat.md"
-
-
-def notes(partials: list[str]) -> list[str]:
-    return [p.strip() for p in partials if p.strip().startswith("(")]
 
 
 def test_chat_streams_the_answer_without_aiders_own_lines_and_resumes(
@@ -185,11 +172,5 @@ def test_no_model_and_no_key_fails_at_once(
 
 def test_a_missing_cli_says_how_to_install_it(model: FakeModel, home: Path, project: Path) -> None:
     env = aider_env(base_env(home, with_clis=False), model)
-    result: Run = agentproc("run", "aider", "-m", "hello", env=env, cwd=project)
-    # The profile names its CLI (requires): the bridge says so before starting anything.
-    assert result.code == 127, result
-    assert "needs aider" in result.err and "not installed" in result.err
-    assert "AIDER_BIN" in result.err
-    assert "python -m pip install aider-install && aider-install" in result.err
-    assert_plain(result.err)
+    AIDER.check_missing_cli(env, project, "hello")
     assert model.requests == []

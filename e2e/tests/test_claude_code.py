@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import threading
 import time
@@ -22,32 +21,24 @@ import pytest
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status, ToolUse
 
-from .claude_setup import claude_env
+from .claude_setup import BIN_VAR, claude_env
+from .common import UUID as SESSION_ID
+from .common import Suite, folders
 from .conftest import AGENTPROC, Run, agentproc, base_env
+
+CLAUDE = Suite(
+    "claude-code",
+    cli="claude",
+    bin_var=BIN_VAR,
+    install="npm install -g @anthropic-ai/claude-code",
+)
+run_json = CLAUDE.run_json
+assert_plain = CLAUDE.assert_plain
+messages_of = CLAUDE.conversation
 
 #: Every request the CLI sends in a turn: a probe, then the model call(s).
 PROBE = ("HEAD", "/")
 MESSAGES = ("POST", "/v1/messages?beta=true")
-SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "claude-code", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    return data
-
-
-def assert_plain(text: str) -> None:
-    """What a person reads: no JSON blob, no terminal escapes, no traceback."""
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text, text
-    assert '{"' not in text and "{'" not in text, text
-
-
-def messages_of(request: Any) -> str:
-    """The conversation a model call carried, as one string to search."""
-    return json.dumps(request.json.get("messages"), ensure_ascii=False)
 
 
 def tool_results(request: Any) -> list[dict[str, Any]]:
@@ -110,26 +101,13 @@ def test_the_next_turn_resumes_the_session_with_the_first_turns_text(
 def test_chat_resumes_the_conversation_between_two_messages(
     model: FakeModel, env: dict[str, str], project: Path
 ) -> None:
-    model.script(Reply("First answer about apples."), Reply("Second answer about pears."))
-    env = claude_env(env, model)
-    result = agentproc(
-        "chat", "claude-code", env=env, cwd=project, input=b"tell me about apples\nand pears?\n"
-    )
-    assert result.code == 0, result
-    assert "First answer about apples." in result.out
-    assert "Second answer about pears." in result.out
-    assert len(model.model_calls) == 2
-    second = messages_of(model.model_calls[1])
-    assert "tell me about apples" in second and "First answer about apples." in second
-    assert_plain(result.err)
+    CLAUDE.check_chat_carries_the_first_turn(model, claude_env(env, model), project)
 
 
 def test_a_session_from_another_folder_starts_afresh_with_a_note(
     model: FakeModel, env: dict[str, str], tmp_path: Path
 ) -> None:
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir()
-    there.mkdir()
+    here, there = folders(tmp_path, "here", "there")
     model.script(Reply("Made in the first folder."), Reply("A fresh start over there."))
     env = claude_env(env, model, record={"resume": "lost"}, folder=tmp_path)
     first = run_json(env, here, "hello from here")
@@ -273,13 +251,7 @@ def test_a_missing_cli_says_how_to_install_it(
     env: dict[str, str], home: Path, project: Path
 ) -> None:
     bare = {**base_env(home, with_clis=False), "ANTHROPIC_API_KEY": "x"}
-    result = agentproc("run", "claude-code", "-m", "hi", env=bare, cwd=project)
-    # The profile names its CLI (requires), so the bridge says it before starting anything.
-    assert result.code == 127, result
-    assert "needs claude" in result.err and "not installed" in result.err
-    assert "npm install -g @anthropic-ai/claude-code" in result.err
-    assert "CLAUDE_CODE_BIN" in result.err
-    assert_plain(result.err)
+    CLAUDE.check_missing_cli(bare, project)
 
 
 def test_skipping_approvals_as_root_is_explained(

@@ -10,8 +10,6 @@ the CLI's output for the fast suite (tests/test_profile_codex.py).
 from __future__ import annotations
 
 import base64
-import json
-import re
 import socket
 import time
 from pathlib import Path
@@ -19,34 +17,28 @@ from typing import Any
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status, ToolUse
 
-from .codex_setup import codex_env
+from .codex_setup import BIN_VAR, codex_env
+from .common import UUID as THREAD_ID
+from .common import Suite
 from .conftest import agentproc, base_env
 
-THREAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+CODEX = Suite(
+    "codex",
+    cli="codex",
+    bin_var=BIN_VAR,
+    install="npm install -g @openai/codex",
+    leaks=("Stack backtrace",),
+    plain_stderr=True,
+    conversation_key="input",
+)
+run_json = CODEX.run_json
+assert_plain = CODEX.assert_plain
+conversation = CODEX.conversation
+
 #: A 1x1 PNG.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "codex", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    assert_plain(result.err)
-    return data
-
-
-def assert_plain(text: str) -> None:
-    """What a person reads: no JSON blob, no terminal escapes, no traceback."""
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text and "Stack backtrace" not in text, text
-    assert '{"' not in text and "{'" not in text, text
-
-
-def conversation(request: Any) -> str:
-    """The input a model call carried, as one string to search."""
-    return json.dumps(request.json.get("input"), ensure_ascii=False)
 
 
 def posts(model: FakeModel) -> list[Any]:
@@ -101,20 +93,10 @@ def test_first_turn_with_openai_variables_and_the_next_resumes(
 def test_chat_resumes_the_conversation_between_two_messages(
     model: FakeModel, env: dict[str, str], project: Path
 ) -> None:
-    model.script(Reply("First answer about apples."), Reply("Second answer about pears."))
-    env = codex_env(env, model)
-    result = agentproc(
-        "chat", "codex", env=env, cwd=project, input=b"tell me about apples\nand pears?\n"
-    )
-    assert result.code == 0, result
-    assert "First answer about apples." in result.out
-    assert "Second answer about pears." in result.out
+    CODEX.check_chat_carries_the_first_turn(model, codex_env(env, model), project)
     assert len(posts(model)) == 2
-    second = conversation(posts(model)[1])
-    assert "tell me about apples" in second and "First answer about apples." in second
     # A custom provider without WebSockets: no upgrade was tried.
     assert all(r.method == "POST" for r in model.requests)
-    assert_plain(result.err)
 
 
 def test_a_thread_codex_does_not_have_starts_afresh_with_a_note(
@@ -253,13 +235,7 @@ def test_a_config_codex_cannot_load_is_quoted(
 
 def test_a_missing_cli_says_how_to_install_it(home: Path, project: Path) -> None:
     bare = {**base_env(home, with_clis=False), "OPENAI_API_KEY": "x"}
-    result = agentproc("run", "codex", "-m", "hi", env=bare, cwd=project)
-    # The profile names its CLI (requires), so the bridge says it before starting anything.
-    assert result.code == 127, result
-    assert "needs codex" in result.err and "not installed" in result.err
-    assert "npm install -g @openai/codex" in result.err
-    assert "CODEX_BIN" in result.err
-    assert_plain(result.err)
+    CODEX.check_missing_cli(bare, project)
 
 
 # --- attachments and tools ---------------------------------------------------------------
@@ -307,12 +283,6 @@ def test_a_command_the_read_only_sandbox_stops_is_said(
 def test_the_workspace_write_sandbox_lets_the_command_run(
     model: FakeModel, env: dict[str, str], project: Path
 ) -> None:
-    model.script(
-        ToolUse("exec_command", {"cmd": "touch created.txt"}, text="I will make the file."),
-        Reply("Done."),
-    )
     env = {**codex_env(env, model), "CODEX_ARGS": "--sandbox workspace-write"}
-    data = run_json(env, project, "make a file")
-    assert data["error"] is None, data
-    assert data["reply"] == "Done."
-    assert (project / "created.txt").exists()
+    tool = ToolUse("exec_command", {"cmd": "touch created.txt"}, text="I will make the file.")
+    CODEX.check_an_allowed_tool_runs(model, env, project, tool)

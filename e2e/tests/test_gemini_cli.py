@@ -11,39 +11,31 @@ fast suite (tests/test_profile_gemini.py).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status, ToolUse
 
+from .common import UUID as SESSION_ID
+from .common import Suite, folders
 from .conftest import agentproc, base_env
-from .gemini_setup import MODEL, gemini_env
+from .gemini_setup import BIN_VAR, MODEL, gemini_env
 
-SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+GEMINI = Suite(
+    "gemini-cli",
+    cli="gemini",
+    bin_var=BIN_VAR,
+    install="npm install -g @google/gemini-cli",
+    leaks=("[API Error",),
+    plain_stderr=True,
+    conversation_key="contents",
+)
+run_json = GEMINI.run_json
+assert_plain = GEMINI.assert_plain
+contents = GEMINI.conversation
+
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
-
-
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "gemini-cli", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    assert_plain(result.err)
-    return data
-
-
-def assert_plain(text: str) -> None:
-    """What a person reads: no JSON blob, no terminal escapes, no traceback."""
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text, text
-    assert '{"' not in text and "{'" not in text and "[API Error" not in text, text
-
-
-def contents(request: Any) -> str:
-    """The conversation a model call carried, as one string to search."""
-    return json.dumps(request.json.get("contents"), ensure_ascii=False)
 
 
 # --- the first turn and its resumption -----------------------------------------------------
@@ -84,18 +76,7 @@ def test_first_turn_streams_and_the_next_resumes_with_its_text(
 def test_chat_resumes_the_conversation_between_two_messages(
     model: FakeModel, env: dict[str, str], project: Path
 ) -> None:
-    model.script(Reply("First answer about apples."), Reply("Second answer about pears."))
-    env = gemini_env(env, model)
-    result = agentproc(
-        "chat", "gemini-cli", env=env, cwd=project, input=b"tell me about apples\nand pears?\n"
-    )
-    assert result.code == 0, result
-    assert "First answer about apples." in result.out
-    assert "Second answer about pears." in result.out
-    assert len(model.model_calls) == 2
-    second = contents(model.model_calls[1])
-    assert "tell me about apples" in second and "First answer about apples." in second
-    assert_plain(result.err)
+    GEMINI.check_chat_carries_the_first_turn(model, gemini_env(env, model), project)
 
 
 # --- sessions that cannot be resumed -------------------------------------------------------
@@ -142,9 +123,7 @@ def test_a_turn_that_failed_after_a_tool_ran_keeps_its_session(
 def test_a_session_gemini_does_not_have_starts_afresh_with_a_note(
     model: FakeModel, env: dict[str, str], tmp_path: Path
 ) -> None:
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir()
-    there.mkdir()
+    here, there = folders(tmp_path, "here", "there")
     model.script(
         Reply("Made in the first folder."),
         Reply("A fresh start over there."),
@@ -262,13 +241,7 @@ def test_an_answer_asked_again_after_a_cut_is_the_reply_alone(
 
 def test_a_missing_cli_says_how_to_install_it(home: Path, project: Path) -> None:
     bare = {**base_env(home, with_clis=False), "GEMINI_API_KEY": "x"}
-    result = agentproc("run", "gemini-cli", "-m", "hi", env=bare, cwd=project)
-    # The profile names its CLI (requires), so the bridge says it before starting anything.
-    assert result.code == 127, result
-    assert "needs gemini" in result.err and "not installed" in result.err
-    assert "npm install -g @google/gemini-cli" in result.err
-    assert "GEMINI_CLI_BIN" in result.err
-    assert_plain(result.err)
+    GEMINI.check_missing_cli(bare, project)
 
 
 def test_without_api_key_authentication_chosen_it_says_what_to_set(
@@ -341,12 +314,6 @@ def test_a_tool_that_needs_approval_is_left_out_and_said_so(
 def test_an_approval_mode_lets_the_tool_run(
     model: FakeModel, env: dict[str, str], project: Path
 ) -> None:
-    model.script(
-        ToolUse("run_shell_command", {"command": "touch created.txt"}, text="I will run it."),
-        Reply("Done."),
-    )
     env = {**gemini_env(env, model), "GEMINI_CLI_ARGS": "--approval-mode=yolo"}
-    data = run_json(env, project, "make a file")
-    assert data["error"] is None, data
-    assert data["reply"] == "Done."
-    assert (project / "created.txt").exists()
+    tool = ToolUse("run_shell_command", {"command": "touch created.txt"}, text="I will run it.")
+    GEMINI.check_an_allowed_tool_runs(model, env, project, tool)

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status
 from e2e.fakemodel.openai_chat import Unfinished
 
+from .common import Suite
 from .conftest import agentproc
+
+LLM = Suite("llm")
+run_json = LLM.run_json
+assert_plain = LLM.assert_plain
 
 
 def llm_env(env: dict[str, str], model: FakeModel) -> dict[str, str]:
@@ -29,19 +33,6 @@ def llm_env(env: dict[str, str], model: FakeModel) -> dict[str, str]:
         "LLM_MODEL": "e2e-model",
         "LLM_API_KEY": "sk-e2e",
     }
-
-
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "llm", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    return data
-
-
-def assert_plain(text: str) -> None:
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text, text
-    assert '{"' not in text and "{'" not in text, text
 
 
 def test_a_streamed_answer_and_its_session(

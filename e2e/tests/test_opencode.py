@@ -17,15 +17,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from e2e.fakemodel import Cut, FakeModel, Reply, Status, ToolUse
 from e2e.fakemodel.openai_chat import Unfinished
 
-from .conftest import Run, agentproc, base_env
-from .opencode_setup import opencode_env
+from .common import Suite, folders, notes
+from .conftest import agentproc, base_env
+from .opencode_setup import BIN_VAR, opencode_env
+
+OPENCODE = Suite(
+    "opencode",
+    cli="opencode",
+    bin_var=BIN_VAR,
+    install="npm install -g opencode-ai",
+    leaks=('\\"',),
+)
+run_json = OPENCODE.run_json
+assert_plain = OPENCODE.assert_plain
+conversation = OPENCODE.conversation
 
 #: What opencode 1.18 is told to wait before retrying the fake's 500 and 429:
 #: long enough for the wrapper to see the retry in opencode's log (it looks
@@ -43,39 +54,13 @@ def env(shared_home: Path) -> Iterator[dict[str, str]]:
     yield base_env(shared_home)
 
 
-def run_json(env: dict[str, str], cwd: Path, message: str, *more: str) -> dict[str, Any]:
-    result = agentproc("run", "opencode", "--json", "-m", message, *more, env=env, cwd=cwd)
-    data = result.json
-    assert result.code == data["exit_code"], result
-    assert "Traceback" not in result.err, result.err
-    return data
-
-
-def assert_plain(text: str) -> None:
-    """What a person reads: no JSON blob, no terminal escapes, no traceback."""
-    assert "\x1b" not in text, text
-    assert "Traceback" not in text, text
-    assert '{"' not in text and "{'" not in text and '\\"' not in text, text
-
-
-def conversation(request: Any) -> str:
-    """The messages a model call carried, as one string to search."""
-    return json.dumps(request.json.get("messages"), ensure_ascii=False)
-
-
-def notes(partials: list[str]) -> list[str]:
-    return [p.strip() for p in partials if p.strip().startswith("(")]
-
-
 # --- a turn, the next one, and one in another folder ----------------------------------------
 
 
 def test_first_turn_resumed_turn_and_a_turn_in_another_folder(
     model: FakeModel, env: dict[str, str], tmp_path: Path
 ) -> None:
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir()
-    there.mkdir()
+    here, there = folders(tmp_path, "here", "there")
     model.script(
         Reply("Noted: the secret is plums."),
         Reply("You said plums."),
@@ -248,11 +233,5 @@ def test_a_missing_cli_says_how_to_install_it(
     model: FakeModel, shared_home: Path, project: Path
 ) -> None:
     env = opencode_env(base_env(shared_home, with_clis=False), model)
-    result: Run = agentproc("run", "opencode", "-m", "hello", env=env, cwd=project)
-    # The profile names its CLI (requires): the bridge says so before starting anything.
-    assert result.code == 127, result
-    assert "needs opencode" in result.err and "not installed" in result.err
-    assert "OPENCODE_BIN" in result.err
-    assert "npm install -g opencode-ai" in result.err
-    assert_plain(result.err)
+    OPENCODE.check_missing_cli(env, project, "hello")
     assert model.requests == []
