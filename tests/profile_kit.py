@@ -375,6 +375,25 @@ CASES = [
 BY_NAME = {case.profile: case for case in CASES}
 
 
+def check_a_lost_session_starts_afresh(
+    fakes: Fakes, on_resume: str, session: str = "an-old-session"
+) -> dict[str, Any]:
+    """A turn naming ``session``, which the CLI cannot resume (it replays
+    ``on_resume``): the wrapper starts afresh with a note, and the fresh run
+    answers. Returns the fresh run's log entry, for the CLI's own checks."""
+    case = BY_NAME[fakes.profile]
+    result = fakes.turn("first", "hello", session_id=session, on_resume=on_resume)
+    assert result.error is None, result.error
+    assert result.exit_code == 0
+    note, _, rest = result.reply.partition("\n\n")
+    assert f"session {session} could not be resumed here" in note
+    assert rest == case.reply
+    assert result.session_id == case.session
+    failed, fresh = fakes.entries()
+    assert case.resumes(failed["argv"], session), failed["argv"]
+    return fresh
+
+
 # --- the llm profile against a server on loopback ------------------------------------------
 
 

@@ -591,27 +591,10 @@ def chat_server() -> Iterator[ChatServer]:
         server.close()
 
 
-def llm(
-    server: ChatServer,
-    tmp_path: Path,
-    message: str = "hi",
-    *,
-    session_id: str = "",
-    streaming: bool | None = None,
-    attachments: tuple[Attachment, ...] = (),
-    **settings: str,
-) -> TurnResult:
+def llm(server: ChatServer, tmp_path: Path, message: str = "hi", **options: Any) -> TurnResult:
     """One turn of the llm profile, configured through the bridge's environment."""
-    defaults = {"LLM_MODEL": "test-model", "LLM_API_KEY": "sk-test", "NOT_ALLOWED": "secret"}
-    return llm_turn(
-        server.url,
-        tmp_path,
-        message,
-        session_id=session_id,
-        streaming=streaming,
-        attachments=attachments,
-        **{**defaults, **settings},
-    )
+    settings = {"LLM_MODEL": "test-model", "LLM_API_KEY": "sk-test", "NOT_ALLOWED": "secret"}
+    return llm_turn(server.url, tmp_path, message, **{**settings, **options})
 
 
 def test_llm_streams_and_keeps_the_conversation(chat_server: ChatServer, tmp_path: Path) -> None:

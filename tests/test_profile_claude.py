@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from profile_kit import RECORDED_SESSION as SESSION
-from profile_kit import Fakes, assert_plain, recorded
+from profile_kit import Fakes, assert_plain, check_a_lost_session_starts_afresh, recorded
 
 from agentproc.wire import PermissionDecision, PermissionRequest
 
@@ -92,15 +92,7 @@ def test_refusing_to_skip_approvals_as_root_says_what_to_do(claude: Fakes) -> No
 
 
 def test_a_session_unknown_in_this_folder_starts_afresh_with_a_note(claude: Fakes) -> None:
-    result = claude.turn("first", "hello", session_id="an-old-session", on_resume="lost")
-    assert result.error is None, result.error
-    assert result.exit_code == 0
-    note, _, rest = result.reply.partition("\n\n")
-    assert "session an-old-session could not be resumed here" in note
-    assert rest == "There are two entries: README.md and src."
-    assert result.session_id == SESSION
-    lost, fresh = claude.entries()
-    assert "--resume=an-old-session" in lost["argv"]
+    fresh = check_a_lost_session_starts_afresh(claude, on_resume="lost")
     assert not any(a.startswith("--resume") for a in fresh["argv"])
     # The fresh run gets the message too.
     user = [m for m in fresh["stdin_lines"] if m.get("type") == "user"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from profile_kit import RECORDED_SESSION as THREAD
-from profile_kit import Fakes, assert_plain, recorded
+from profile_kit import Fakes, assert_plain, check_a_lost_session_starts_afresh, recorded
 
 from agentproc.wire import Attachment
 
@@ -90,14 +90,7 @@ def test_the_thread_is_named_at_once(codex: Fakes) -> None:
 
 def test_a_thread_codex_has_no_record_of_starts_afresh_with_a_note(codex: Fakes) -> None:
     assert "no rollout found" in recorded("codex", "gone")[-2]["text"]
-    result = codex.turn("first", "hello", session_id="an-old-thread", on_resume="gone")
-    assert result.error is None, result.error
-    note, _, rest = result.reply.partition("\n\n")
-    assert "session an-old-thread could not be resumed here" in note
-    assert rest == "There is a README.md and a src folder."
-    assert result.session_id == THREAD
-    failed, fresh = codex.entries()
-    assert failed["argv"][-4:] == ["resume", "--", "an-old-thread", "-"]
+    fresh = check_a_lost_session_starts_afresh(codex, on_resume="gone", session="an-old-thread")
     assert "resume" not in fresh["argv"]
     assert fresh["stdin"] == "hello"
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from profile_kit import FAKES, Fakes, assert_plain, recorded
+from profile_kit import FAKES, Fakes, assert_plain, check_a_lost_session_starts_afresh, recorded
 from profile_kit import RECORDED_SESSION as SESSION
 
 #: What the fake gemini does besides replaying: a retry line on stderr is
@@ -105,14 +105,7 @@ def test_a_session_gemini_cannot_resume_starts_afresh_with_a_note(
     )
     # The launcher reads scenarios from tests/fake_clis; point one at the copy.
     scenario = os.path.relpath(lost / what, FAKES / "gemini")
-    result = gemini.turn("first", "hello", session_id="an-old-session", on_resume=scenario)
-    assert result.error is None, result.error
-    note, _, rest = result.reply.partition("\n\n")
-    assert "session an-old-session could not be resumed here" in note
-    assert rest == "There are two entries: README.md and src."
-    assert result.session_id == SESSION
-    failed, fresh = gemini.entries()
-    assert "--resume=an-old-session" in failed["argv"]
+    fresh = check_a_lost_session_starts_afresh(gemini, on_resume=scenario)
     assert not any(a.startswith("--resume") for a in fresh["argv"])
     assert fresh["argv"][-1] == "--prompt=hello"
 
