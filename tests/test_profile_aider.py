@@ -27,7 +27,11 @@ def wrapper() -> ModuleType:
 
 
 def history(fakes: Fakes, session: str) -> str:
-    return Path(fakes.home, ".agentproc", "aider", f"{session}.chat.md").read_text()
+    """What the conversation's chat history file holds; "" when there is none (a
+    run the wrapper stopped early may be killed before aider creates the file,
+    which leaves no trace just as well)."""
+    path = Path(fakes.home, ".agentproc", "aider", f"{session}.chat.md")
+    return path.read_text() if path.exists() else ""
 
 
 # --- replayed runs ---------------------------------------------------------------------
