@@ -286,8 +286,8 @@ def bench_dispatch(
     import anyio
 
     from bridge import load_profile, run_turn
-    from bridge.dispatch import Dispatcher
-    from bridge.sessions import ConversationKey, MemoryStore
+    from bridge.conversations.dispatcher import Dispatcher
+    from bridge.store.sessions import ConversationKey, MemoryStore
 
     # The echo profile ships inside the package (bridge/profiles); older trees
     # kept it at the top level.
@@ -395,8 +395,8 @@ def bench_store(work: Path, turns: int = 2000, convs: int = 10) -> tuple[float, 
     (MemoryStore, SQLiteStore on a file)."""
     import anyio
 
-    from bridge.sessions import ConversationKey, MemoryStore, SessionStore, TranscriptEntry
-    from bridge.store_sqlite import SQLiteStore
+    from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore, TranscriptEntry
+    from bridge.store.sqlite import SQLiteStore
 
     async def loop(store: SessionStore) -> float:
         keys = [ConversationKey("bench", f"c{i}", "echo") for i in range(convs)]

@@ -13,15 +13,11 @@ from agentproc import __version__
 
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-
-    from .dispatch import Busy, Dispatcher, TurnHandle
-    from .errors import BridgeError, LaunchError, ProfileError, ProfileNotFoundError, UsageError
-    from .launch import LaunchPlan, build_plan, preflight
-    from .profile import Profile, load_profile
-    from .runner import run_plan, run_turn
-    from .sessions import ConversationKey, MemoryStore, SessionStore
-    from .store_sqlite import SQLiteStore, open_store
-    from .turn import (
+    from bridge.conversations.dispatcher import Busy, Dispatcher, TurnHandle
+    from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore
+    from bridge.store.sqlite import SQLiteStore, open_store
+    from bridge.turn.launch import LaunchPlan, build_plan, preflight
+    from bridge.turn.machine import (
         ErrorReported,
         Event,
         Partial,
@@ -32,6 +28,10 @@ if TYPE_CHECKING:
         TurnResult,
         TurnWarning,
     )
+    from bridge.turn.profile import Profile, load_profile
+    from bridge.turn.runner import run_plan, run_turn
+
+    from .errors import BridgeError, LaunchError, ProfileError, ProfileNotFoundError, UsageError
 
 # Where each public name lives. Imported on first use, so that `import bridge`
 # (and the CLI's --help) does not pay for pydantic and anyio up front.
@@ -44,30 +44,30 @@ _HOMES = {
     "ProfileError": "bridge.errors",
     "ProfileNotFoundError": "bridge.errors",
     "UsageError": "bridge.errors",
-    "LaunchPlan": "bridge.launch",
-    "build_plan": "bridge.launch",
-    "preflight": "bridge.launch",
-    "Profile": "bridge.profile",
-    "load_profile": "bridge.profile",
-    "run_plan": "bridge.runner",
-    "run_turn": "bridge.runner",
-    "ErrorReported": "bridge.turn",
-    "Event": "bridge.turn",
-    "Partial": "bridge.turn",
-    "PermissionRequested": "bridge.turn",
-    "ProcessExit": "bridge.turn",
-    "SessionCaptured": "bridge.turn",
-    "Turn": "bridge.turn",
-    "TurnResult": "bridge.turn",
-    "TurnWarning": "bridge.turn",
-    "Dispatcher": "bridge.dispatch",
-    "Busy": "bridge.dispatch",
-    "TurnHandle": "bridge.dispatch",
-    "ConversationKey": "bridge.sessions",
-    "SessionStore": "bridge.sessions",
-    "MemoryStore": "bridge.sessions",
-    "SQLiteStore": "bridge.store_sqlite",
-    "open_store": "bridge.store_sqlite",
+    "LaunchPlan": "bridge.turn.launch",
+    "build_plan": "bridge.turn.launch",
+    "preflight": "bridge.turn.launch",
+    "Profile": "bridge.turn.profile",
+    "load_profile": "bridge.turn.profile",
+    "run_plan": "bridge.turn.runner",
+    "run_turn": "bridge.turn.runner",
+    "ErrorReported": "bridge.turn.machine",
+    "Event": "bridge.turn.machine",
+    "Partial": "bridge.turn.machine",
+    "PermissionRequested": "bridge.turn.machine",
+    "ProcessExit": "bridge.turn.machine",
+    "SessionCaptured": "bridge.turn.machine",
+    "Turn": "bridge.turn.machine",
+    "TurnResult": "bridge.turn.machine",
+    "TurnWarning": "bridge.turn.machine",
+    "Dispatcher": "bridge.conversations.dispatcher",
+    "Busy": "bridge.conversations.dispatcher",
+    "TurnHandle": "bridge.conversations.dispatcher",
+    "ConversationKey": "bridge.store.sessions",
+    "SessionStore": "bridge.store.sessions",
+    "MemoryStore": "bridge.store.sessions",
+    "SQLiteStore": "bridge.store.sqlite",
+    "open_store": "bridge.store.sqlite",
 }
 
 

@@ -28,9 +28,9 @@ import anyio
 import pytest
 
 from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-from bridge.profile import load_profile
-from bridge.runner import run_turn
-from bridge.turn import TurnResult
+from bridge.turn.machine import TurnResult
+from bridge.turn.profile import load_profile
+from bridge.turn.runner import run_turn
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "bridge" / "profiles"

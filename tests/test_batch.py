@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import AGENTPROC, check_stderr, cli
 
-from bridge.batch import BatchInputError, parse_input
+from bridge.channels.batch import BatchInputError, parse_input
 
 #: Every result line has exactly these keys, with these types.
 RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -205,7 +205,7 @@ def test_stdin_input(sh_agent: Callable[..., Path]) -> None:
 
 
 def test_a_bundled_profile_by_name(tmp_path: Path) -> None:
-    from bridge.bundled import bundled_names
+    from bridge.turn.bundled import bundled_names
 
     if "echo" not in bundled_names():
         pytest.skip("no bundled echo profile")

@@ -39,11 +39,11 @@ from profile_kit import fakes_fixture as fakes_fixture  # the fixture `fakes`
 
 from agentproc import ProtocolError, wrap
 from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-from bridge.bundled import BUNDLED_DIR, list_bundled, resolve_profile_arg
 from bridge.errors import ProfileNotFoundError
-from bridge.launch import build_plan
-from bridge.profile import load_profile
-from bridge.turn import TurnResult
+from bridge.turn.bundled import BUNDLED_DIR, list_bundled, resolve_profile_arg
+from bridge.turn.launch import build_plan
+from bridge.turn.machine import TurnResult
+from bridge.turn.profile import load_profile
 
 
 def check_session(case: Case, result: TurnResult) -> None:

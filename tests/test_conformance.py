@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bridge import load_profile, run_turn
-from bridge.turn import ProcessExit, Turn, TurnResult
+from bridge.turn.machine import ProcessExit, Turn, TurnResult
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "conformance.yaml").read_text(encoding="utf-8")

@@ -19,8 +19,8 @@ import anyio
 import pytest
 
 from agentproc import wire
-from bridge.dispatch import Busy as BusyError
-from bridge.dispatch import (
+from bridge.conversations.dispatcher import Busy as BusyError
+from bridge.conversations.dispatcher import (
     Dispatcher,
     DispatchEvent,
     Finished,
@@ -33,8 +33,7 @@ from bridge.dispatch import (
     UnknownProfile,
 )
 from bridge.errors import LaunchError
-from bridge.profile import Profile
-from bridge.sessions import (
+from bridge.store.sessions import (
     STATUS_CANCELLED,
     STATUS_ERROR,
     STATUS_OK,
@@ -44,6 +43,7 @@ from bridge.sessions import (
     SessionStore,
     StoreError,
 )
+from bridge.turn.profile import Profile
 
 pytestmark = pytest.mark.anyio
 
@@ -754,7 +754,7 @@ async def test_a_failing_store_fails_the_turn_not_the_dispatcher(agent: MakeAgen
 async def test_sqlite_store_keeps_order_numbers_and_sessions(
     agent: MakeAgent, tmp_path: Path
 ) -> None:
-    sqlite = pytest.importorskip("bridge.store_sqlite")
+    sqlite = pytest.importorskip("bridge.store.sqlite")
     profile = agent(SESSION_AGENT)
     path = tmp_path / "sessions.db"
     async with sqlite.SQLiteStore(path) as store, dispatcher(profile, store, max_running=3) as d:
@@ -777,7 +777,7 @@ async def test_sqlite_store_keeps_order_numbers_and_sessions(
 async def test_sqlite_store_is_complete_after_a_cancelled_host(
     agent: MakeAgent, tmp_path: Path
 ) -> None:
-    sqlite = pytest.importorskip("bridge.store_sqlite")
+    sqlite = pytest.importorskip("bridge.store.sqlite")
     profile = agent("echo AGENT_SESSION:s-$AGENT_MESSAGE\necho 'AGENT_PARTIAL:\"go\"'\nsleep 30")
     path = tmp_path / "sessions.db"
     async with sqlite.SQLiteStore(path) as store:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from agentproc import wire
 from bridge.errors import LaunchError, ProfileError
-from bridge.launch import MAX_ARG_STRLEN, LaunchPlan, arg_max, build_plan, preflight
-from bridge.profile import Profile, load_profile
+from bridge.turn.launch import MAX_ARG_STRLEN, LaunchPlan, arg_max, build_plan, preflight
+from bridge.turn.profile import Profile, load_profile
 
 #: A small bridge environment: infra variables, a secret and allowlist candidates.
 ENVIRON = {

@@ -1,4 +1,4 @@
-"""The blocking driver (bridge.process_sync, bridge.runner_sync) follows the same rules
+"""The blocking driver (bridge.turn.process_sync, bridge.turn.runner_sync) follows the same rules
 as the event-loop one: the conformance table and the lifecycle cases run through it.
 
 The lifecycle cases are the functions of test_lifecycle.py, called with that
@@ -21,8 +21,8 @@ import test_conformance as conformance
 import test_lifecycle as lifecycle
 
 from bridge import TurnResult, load_profile
-from bridge.launch import build_plan
-from bridge.runner_sync import blocking_ok, run_plan_blocking, run_turn_blocking
+from bridge.turn.launch import build_plan
+from bridge.turn.runner_sync import blocking_ok, run_plan_blocking, run_turn_blocking
 
 
 def run_blocking(path: Path, message: str = "go", **kw: Any) -> TurnResult:

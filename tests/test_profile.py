@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from agentproc import wire
 from bridge.errors import ProfileError, ProfileNotFoundError
-from bridge.profile import MAX_PROFILE_BYTES, Profile, load_profile, load_profile_text
+from bridge.turn.profile import MAX_PROFILE_BYTES, Profile, load_profile, load_profile_text
 
 
 def write(folder: Path, text: str, name: str = "profile.yaml") -> Path:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bridge.errors import ProfileError
-from bridge.launch import build_plan
-from bridge.profile import Profile, load_profile
-from bridge.profile_cache import ProfileView, cache_dir, load_profile_cached
+from bridge.turn.launch import build_plan
+from bridge.turn.profile import Profile, load_profile
+from bridge.turn.profile_cache import ProfileView, cache_dir, load_profile_cached
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from profile_kit import Loopback, llm_turn
 
-from bridge.turn import TurnResult
+from bridge.turn.machine import TurnResult
 
 
 class Server:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentproc import wire
-from bridge.turn import ProcessExit, Turn, TurnResult
+from bridge.turn.machine import ProcessExit, Turn, TurnResult
 
 # Lines that look like the protocol, almost look like it, or are noise.
 protocol_lines = st.one_of(

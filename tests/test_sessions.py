@@ -26,8 +26,8 @@ import platformdirs
 import pytest
 from pydantic import BaseModel
 
-from bridge import store_sqlite
-from bridge.sessions import (
+from bridge.store import sqlite as store_sqlite
+from bridge.store.sessions import (
     DEFAULT_TRANSCRIPT_LIMIT,
     STATUS_CANCELLED,
     STATUS_ERROR,
@@ -44,7 +44,7 @@ from bridge.sessions import (
     session_to_resume,
     status_of,
 )
-from bridge.store_sqlite import (
+from bridge.store.sqlite import (
     MIGRATIONS,
     Migration,
     SQLiteStore,
@@ -845,8 +845,8 @@ def test_two_stores_on_one_file_in_two_threads(tmp_path: Path) -> None:
 WRITER = """
 import sys
 import anyio
-from bridge.sessions import ConversationKey, TranscriptEntry
-from bridge.store_sqlite import SQLiteStore
+from bridge.store.sessions import ConversationKey, TranscriptEntry
+from bridge.store.sqlite import SQLiteStore
 
 path, name, turns, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 

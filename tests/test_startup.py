@@ -38,7 +38,7 @@ def imported(args: list[str], env: dict[str, str]) -> set[str]:
 def test_version_imports_no_command_line_library(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTPROC_CACHE_DIR": str(tmp_path)}
     names = imported(["--version"], env)
-    assert "click" not in names and "bridge.cli" not in names
+    assert "click" not in names and "bridge.cli.main" not in names
     out = subprocess.run([AGENTPROC, "--version"], capture_output=True, check=True, timeout=30)
     assert out.stdout.decode().startswith("agentproc, version ")
 

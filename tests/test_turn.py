@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentproc import wire
-from bridge.turn import (
+from bridge.turn.machine import (
     ErrorReported,
     Partial,
     PermissionRequested,

@@ -2,7 +2,7 @@
 
 ``agentproc --version`` is answered here, before click (or anything else of
 the bridge) is imported, so scripts that check the version pay for Python's
-start-up only. Everything else goes to :mod:`bridge.cli`.
+start-up only. Everything else goes to :mod:`bridge.cli.main`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,6 @@ def main() -> None:
 
         sys.stdout.write(f"agentproc, version {__version__}\n")
         raise SystemExit(0)
-    from bridge.cli import main as cli
+    from bridge.cli.main import main as cli
 
     cli()

@@ -4,7 +4,7 @@
 (asyncio and anyio) costs more than everything else the command does, so a
 turn that needs no concurrency with the rest of a program (no permission
 channel, no other turns) runs here instead: the same rules as
-:class:`bridge.process.AgentProcess`, carried out with a :mod:`selectors`
+:class:`bridge.turn.process.AgentProcess`, carried out with a :mod:`selectors`
 loop on the pipes and a pidfd.
 
 - The agent starts in a session of its own (``setsid``); SIGTERM, then
@@ -13,7 +13,7 @@ loop on the pipes and a pidfd.
   and stdin data is written as the pipe accepts it: no pipe can fill up.
 - One deadline covers the whole turn, stdin writing included.
 - When the agent exits, what is already in the pipes is read for
-  :data:`~bridge.process.DRAIN_SECS`, then the group is killed.
+  :data:`~bridge.turn.process.DRAIN_SECS`, then the group is killed.
 - A stop request (:meth:`BlockingProcess.stop`, safe to call from a signal
   handler) ends the turn as cancelled.
 
@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 from .launch import LaunchPlan
+from .machine import ProcessExit
 from .process_common import (
     DRAIN_SECS,
     KILL_WAIT_SECS,
@@ -39,7 +40,6 @@ from .process_common import (
     open_pidfd,
     popen_agent,
 )
-from .turn import ProcessExit
 
 __all__ = ["BlockingProcess"]
 

@@ -18,13 +18,13 @@ import anyio
 import anyio.abc
 
 from agentproc.wire import PermissionDecision, PermissionRequest
+from bridge.conversations.dispatcher import Busy, Dispatcher, Finished, PartialText, Subscription
+from bridge.errors import BridgeError
+from bridge.store.sessions import ConversationKey, SessionStore
+from bridge.turn.machine import TurnResult
+from bridge.turn.profile import Profile
 
-from .dispatch import Busy, Dispatcher, Finished, PartialText, Subscription
-from .errors import BridgeError
-from .profile import Profile
-from .sessions import ConversationKey, SessionStore
 from .terminal import StdinLines, ask_permission, deny_without_terminal, write_reply
-from .turn import TurnResult
 
 HELP = """\
 commands:

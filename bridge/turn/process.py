@@ -31,6 +31,7 @@ import anyio
 import anyio.lowlevel
 
 from .launch import LaunchPlan
+from .machine import ProcessExit
 from .process_common import (
     DRAIN_SECS,
     KILL_WAIT_SECS,
@@ -38,7 +39,6 @@ from .process_common import (
     open_pidfd,
     popen_agent,
 )
-from .turn import ProcessExit
 
 Sink = Callable[[bytes], Awaitable[None] | None]
 

@@ -1,7 +1,7 @@
 """Expand a profile into a launch plan for one turn, and check it can start.
 
 :func:`build_plan` is pure apart from reading the bridge's environment (which
-callers can pass in): it turns a :class:`~bridge.profile.Profile` and one turn's
+callers can pass in): it turns a :class:`~bridge.turn.profile.Profile` and one turn's
 input into the exact argv, environment, working directory and stdin bytes, or
 raises :class:`~bridge.errors.LaunchError` with a reason a user can act on.
 :func:`preflight` then looks at the file system, so that "command not found"
@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 
 from agentproc import wire
 from bridge.errors import LaunchError
-from bridge.profile_files import ENV_NAME_RE, TOKEN_RE
+from bridge.turn.profile_files import ENV_NAME_RE, TOKEN_RE
 
 if TYPE_CHECKING:
-    from bridge.profile import Profile
-    from bridge.profile_cache import ProfileView
+    from bridge.turn.profile import Profile
+    from bridge.turn.profile_cache import ProfileView
 
 __all__ = [
     "ARG_MAX_SAFETY_BYTES",

@@ -11,7 +11,7 @@ validates the file as always (with every error message) and writes the
 entry again.
 
 A hit gives a :class:`ProfileView`: the same fields and properties as a
-:class:`~bridge.profile.Profile`, read-only, without the model class. The
+:class:`~bridge.turn.profile.Profile`, read-only, without the model class. The
 cache is an optimisation only: any problem reading or writing it (a read-only
 home, a corrupt entry, a full disk) falls back to validating, silently.
 
@@ -42,7 +42,7 @@ FORMAT = 1
 class ProfileView(ProfileProperties):
     """A validated profile read from the cache: the fields of a Profile, read-only."""
 
-    if TYPE_CHECKING:  # the fields of bridge.profile.Profile (a test keeps them equal)
+    if TYPE_CHECKING:  # the fields of bridge.turn.profile.Profile (a test keeps them equal)
         name: str | None
         description: str
         tags: list[str]

@@ -41,7 +41,7 @@ Errors raised by :meth:`Dispatcher.submit`::
     └── StoreError        the store cannot be read when a conversation is opened
 
 Everything that happens to an accepted message ends in a
-:class:`~bridge.turn.TurnResult` on its handle, never in an exception, and a
+:class:`~bridge.turn.machine.TurnResult` on its handle, never in an exception, and a
 handle resolves only once its turn is in the store.
 """
 
@@ -62,11 +62,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from agentproc import wire
-
-from .errors import BridgeError, LaunchError
-from .profile import Profile
-from .runner import NO_HANDLER, PermissionAnswer, run_turn
-from .sessions import (
+from bridge.errors import BridgeError, LaunchError
+from bridge.store.sessions import (
     Conversation,
     ConversationKey,
     SessionStore,
@@ -74,7 +71,9 @@ from .sessions import (
     session_to_resume,
     status_of,
 )
-from .turn import EXIT_CANCELLED, TurnResult
+from bridge.turn.machine import EXIT_CANCELLED, TurnResult
+from bridge.turn.profile import Profile
+from bridge.turn.runner import NO_HANDLER, PermissionAnswer, run_turn
 
 __all__ = [
     "BUSY_POLICIES",
@@ -668,7 +667,7 @@ class Dispatcher:
         per-user cap refuses it (or the dispatcher is shutting down),
         :class:`UnknownProfile` for a profile the dispatcher lacks and
         :class:`~bridge.errors.LaunchError` for an empty message without
-        attachments and :class:`~bridge.sessions.StoreError` when the store
+        attachments and :class:`~bridge.store.sessions.StoreError` when the store
         cannot be read to open the conversation (nothing was accepted then).
         Anything that goes wrong later is in the handle's result.
         """

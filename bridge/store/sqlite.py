@@ -4,7 +4,7 @@ Why SQLite: a bridge must remember, across restarts, which agent session each
 chat belongs to, and a ``sessions list`` in another terminal (or a second
 bridge) must be able to read and write the same records while it runs. SQLite
 gives both in one file with no server, and its transactions give the crash
-guarantee the :class:`~bridge.sessions.SessionStore` interface promises: a
+guarantee the :class:`~bridge.store.sessions.SessionStore` interface promises: a
 write lands whole or not at all.
 
 How the file is set up, and why:
@@ -43,7 +43,7 @@ its own transaction, and records each in ``schema_version``. A file written by
 a newer agentproc is refused rather than guessed at.
 
 Every sqlite3 error (and the OSError of creating the folder) is turned into a
-:class:`~bridge.sessions.StoreError` that names the file and says what to do.
+:class:`~bridge.store.sessions.StoreError` that names the file and says what to do.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ conversation, the session id its agent returned last, so the next turn resumes
 it, plus a turn count, a status, a JSON state value and a transcript.
 
 :class:`SessionStore` is the interface; :class:`MemoryStore` keeps everything
-in memory (tests, throwaway runs) and :class:`~bridge.store_sqlite.SQLiteStore`
+in memory (tests, throwaway runs) and :class:`~bridge.store.sqlite.SQLiteStore`
 is the embedded default. The session rules (what a turn's outcome does to the
 stored id) are pure functions here, so every store applies them the same way.
 """
@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import BridgeError
+from bridge.errors import BridgeError
 
 # --- records ------------------------------------------------------------------------
 

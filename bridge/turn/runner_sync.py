@@ -1,8 +1,8 @@
 """One turn without an event loop: what a one-shot ``agentproc run`` uses.
 
-:func:`run_plan_blocking` is :func:`bridge.runner.run_plan` for a caller that
+:func:`run_plan_blocking` is :func:`bridge.turn.runner.run_plan` for a caller that
 has nothing else to do while the agent runs: the same turn state machine and
-the same result, with the process driven by :mod:`bridge.process_sync`. It
+the same result, with the process driven by :mod:`bridge.turn.process_sync`. It
 serves turns without a permission channel (answering permission requests
 while reading output is the event loop's job); :func:`blocking_ok` says
 whether a plan qualifies. SIGINT and SIGTERM stop the agent (SIGTERM, grace,
@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import LaunchError
+from bridge.errors import LaunchError
+
 from .launch import LaunchPlan, build_plan, preflight
+from .machine import Partial, PermissionRequested, Turn, TurnResult, failed_result
 from .process_sync import BlockingProcess
-from .turn import Partial, PermissionRequested, Turn, TurnResult, failed_result
 
 __all__ = [
     "blocking_ok",
@@ -53,7 +54,7 @@ def run_turn_blocking(
     **plan_options: Any,
 ) -> TurnResult:
     """:func:`bridge.run_turn` on this thread, for a profile without a permission
-    channel. ``plan_options`` are :func:`bridge.launch.build_plan`'s keywords
+    channel. ``plan_options`` are :func:`bridge.turn.launch.build_plan`'s keywords
     (``session_name``, ``from_user``, ``attachments``, ``cwd``, ``extra_env``,
     ``timeout``, ``streaming``, ``environ``)."""
     started = time.monotonic()

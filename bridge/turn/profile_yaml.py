@@ -1,6 +1,6 @@
 """Profile YAML: parsing with line tracking, and errors that point at lines.
 
-The loader (:mod:`bridge.profile`) reads a profile in stages; this module holds
+The loader (:mod:`bridge.turn.profile`) reads a profile in stages; this module holds
 the YAML stage and the error formatting the stages share:
 
 - :func:`parse_yaml` composes the node tree with ``yaml.SafeLoader``, records

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from .sessions import Conversation, ConversationKey, SessionStore
+    from bridge.store.sessions import Conversation, ConversationKey, SessionStore
 
 data_dir_option = click.option(
     "--data-dir",
@@ -22,7 +22,7 @@ data_dir_option = click.option(
 
 
 def _store(data_dir: str | None) -> SessionStore:
-    from .store_sqlite import open_store
+    from bridge.store.sqlite import open_store
 
     return open_store(data_dir)
 
@@ -49,9 +49,10 @@ def chat(profile: str, session_name: str, from_user: str | None, data_dir: str |
     command cannot be run (with piped input nothing is sent; at a terminal
     the chat says so and starts anyway, so you can install it meanwhile).
     """
-    from .bundled import load_profile_arg
-    from .chat import run_chat
-    from .cli import cannot_start
+    from bridge.channels.chat import run_chat
+    from bridge.turn.bundled import load_profile_arg
+
+    from .main import cannot_start
 
     prof, cwd = load_profile_arg(profile)
     if cwd is not None:
@@ -79,7 +80,7 @@ def sessions() -> None:
 
 
 def _parse_key(text: str) -> ConversationKey:
-    from .sessions import ConversationKey
+    from bridge.store.sessions import ConversationKey
 
     channel, sep, rest = text.partition(":")
     key, at, profile = rest.rpartition("@")

@@ -25,7 +25,7 @@ def profiles() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_profiles(as_json: bool) -> None:
     """List the bundled profiles: name, tags and description."""
-    from .bundled import list_bundled
+    from bridge.turn.bundled import list_bundled
 
     found = list_bundled()
     if as_json:
@@ -53,7 +53,7 @@ def list_profiles(as_json: bool) -> None:
 @click.option("--readme", is_flag=True, help="Print the profile's README instead.")
 def show_profile(name: str, readme: bool) -> None:
     """Print the bundled profile NAME (its profile.yaml), or its README."""
-    from .bundled import find_bundled, resolve_profile_arg
+    from bridge.turn.bundled import find_bundled, resolve_profile_arg
 
     found = find_bundled(name)
     if found is None:
@@ -77,7 +77,7 @@ def init_profile(name: str, dest: str | None) -> None:
 
     Run the copy with `agentproc run DEST -m TEXT`.
     """
-    from .bundled import copy_bundled
+    from bridge.turn.bundled import copy_bundled
 
     target = copy_bundled(name, dest)
     click.echo(f"copied {name} to {target}")
@@ -102,8 +102,8 @@ def import_profile(file: str, dest: str | None, force: bool) -> None:
     import re
     from pathlib import Path
 
-    from .errors import ProfileError
-    from .profile import (
+    from bridge.errors import ProfileError
+    from bridge.turn.profile import (
         PROFILE_FILE_NAMES,
         load_profile,
         load_profile_text,

@@ -16,11 +16,10 @@ from agentproc import __version__
 
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-
-    from .errors import LaunchError
-    from .profile import Profile
-    from .profile_cache import ProfileView
-    from .turn import TurnResult
+    from bridge.errors import LaunchError
+    from bridge.turn.machine import TurnResult
+    from bridge.turn.profile import Profile
+    from bridge.turn.profile_cache import ProfileView
 
 
 def _fail(message: str, code: int, hint: str = "") -> NoReturn:
@@ -34,14 +33,14 @@ class _Group(click.Group):
     """Maps every error the library reports to its message and exit code, once."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .errors import BridgeError
+        from bridge.errors import BridgeError
 
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
             if ctx.invoked_subcommand == "run" and "--json" in sys.argv[1:]:
                 # --json promises one JSON object on stdout, also for a bad command line.
-                from .turn import failed_result
+                from bridge.turn.machine import failed_result
 
                 _print_json(failed_result(exc.format_message(), 2))
             raise
@@ -77,7 +76,7 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 def _check_urls(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...]:
-    from .attachments import URL_EXAMPLES, url_problem
+    from bridge.turn.attachments import URL_EXAMPLES, url_problem
 
     for value in values:
         problem = url_problem(value)
@@ -94,8 +93,7 @@ def _attachments(
     image: tuple[str, ...], file: tuple[str, ...], attach: tuple[str, ...]
 ) -> list[Attachment]:
     from agentproc.wire import Attachment
-
-    from .attachments import attachment_for_url
+    from bridge.turn.attachments import attachment_for_url
 
     out = [Attachment("image", url) for url in image]
     out += [Attachment("file", url) for url in file]
@@ -172,9 +170,9 @@ def run(
     extra_env = _parse_env(env_items)
     attachments = _attachments(image_url, file_url, attach)
 
-    from .bundled import load_profile_arg
-    from .errors import BridgeError
-    from .turn import failed_result
+    from bridge.errors import BridgeError
+    from bridge.turn.bundled import load_profile_arg
+    from bridge.turn.machine import failed_result
 
     # The profile is loaded, and its command looked up, before the message is
     # read: nobody types a long message into --stdin for an agent that cannot start.
@@ -217,7 +215,7 @@ def run(
     else:
         # Nothing to answer while the agent runs: no event loop needed, which
         # saves most of this command's start-up time.
-        from .runner_sync import run_turn_blocking
+        from bridge.turn.runner_sync import run_turn_blocking
 
         def on_signal(count: int) -> None:
             if count == 1 and not as_json:
@@ -246,8 +244,8 @@ def _run_with_permission(
     import anyio
     import anyio.abc
 
-    from .terminal import StdinLines, ask_permission, deny_without_terminal
-    from .turn import failed_result
+    from bridge.channels.terminal import StdinLines, ask_permission, deny_without_terminal
+    from bridge.turn.machine import failed_result
 
     session_id = turn_options["session_id"]
 
@@ -259,7 +257,7 @@ def _run_with_permission(
         return await ask_permission(StdinLines(), req)
 
     async def go() -> TurnResult:
-        from .runner import run_turn
+        from bridge.turn.runner import run_turn
 
         cancel = anyio.Event()
         turn_scope = anyio.CancelScope()
@@ -305,8 +303,8 @@ def cannot_start(
     """Why ``prof``'s agent cannot start here at all (command not found, not
     executable, working directory missing), or None. Problems of one turn's
     input are not looked at: they belong to that turn."""
-    from .errors import LaunchError
-    from .launch import build_plan, preflight
+    from bridge.errors import LaunchError
+    from bridge.turn.launch import build_plan, preflight
 
     try:
         plan = build_plan(prof, "(start-up check)", cwd=cwd, extra_env=extra_env)
@@ -325,7 +323,7 @@ def _print_json(result: TurnResult) -> None:
 
 
 def _print_human(result: TurnResult, printed: list[str]) -> None:
-    from .terminal import write_reply
+    from bridge.channels.terminal import write_reply
 
     write_reply(sys.stdout, sys.stderr, printed, result.reply)
     for warning in result.warnings:
@@ -343,9 +341,9 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
 def validate(profiles: tuple[str, ...]) -> None:
     """Check profile files (or folders holding profile.yaml, or bundled profile
     names, or bundled:NAME) without running them."""
-    from .bundled import load_profile_arg
-    from .errors import LaunchError, ProfileError
-    from .launch import build_plan, preflight
+    from bridge.errors import LaunchError, ProfileError
+    from bridge.turn.bundled import load_profile_arg
+    from bridge.turn.launch import build_plan, preflight
 
     failed = 0
     for path in profiles:
@@ -374,7 +372,7 @@ def validate(profiles: tuple[str, ...]) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the profile format."""
-    from .profile import Profile
+    from bridge.turn.profile import Profile
 
     click.echo(json.dumps(Profile.model_json_schema(), indent=2, ensure_ascii=False))
 
@@ -382,7 +380,7 @@ def schema() -> None:
 def _register() -> None:
     # Commands that live in their own modules; importing them is cheap (click
     # only), their heavy imports happen when they run.
-    from .cli_conversations import chat, sessions
+    from .conversations import chat, sessions
 
     main.add_command(chat)
     main.add_command(sessions)
@@ -390,10 +388,10 @@ def _register() -> None:
 
 _register()
 
-from .cli_batch import batch  # noqa: E402 - cheap: click only until it runs
+from .batch import batch  # noqa: E402 - cheap: click only until it runs
 
 main.add_command(batch)
 
-from .cli_profiles import profiles as profiles_group  # noqa: E402 - cheap: click only
+from .profiles import profiles as profiles_group  # noqa: E402 - cheap: click only
 
 main.add_command(profiles_group)

@@ -1,6 +1,6 @@
 """``agentproc batch``: run a file of messages through one profile.
 
-Only click is imported here; the library (:mod:`bridge.batch`, anyio, pydantic)
+Only click is imported here; the library (:mod:`bridge.channels.batch`, anyio, pydantic)
 is imported when the command runs, so ``agentproc --help`` stays fast.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, NoReturn, cast
 import click
 
 if TYPE_CHECKING:
-    from .batch import BatchItem, BatchRun, InputFormat, Progress
-    from .profile import Profile
+    from bridge.channels.batch import BatchItem, BatchRun, InputFormat, Progress
+    from bridge.turn.profile import Profile
 
 
 @click.command(short_help="Run a file of messages through PROFILE; one JSON line per item.")
@@ -95,8 +95,8 @@ def batch(
     if resume and output in (None, "-"):
         raise click.UsageError("--resume needs --output FILE: it reads the ids already done there")
 
-    from .batch import BatchRun, Progress, open_output, read_input, summarize
-    from .bundled import load_profile_arg
+    from bridge.channels.batch import BatchRun, Progress, open_output, read_input, summarize
+    from bridge.turn.bundled import load_profile_arg
 
     prof, cwd = load_profile_arg(profile)
     if input_path == "-" and sys.stdin.isatty():
@@ -196,8 +196,8 @@ def _check_not_same_file(input_path: str, output: str | None) -> None:
 def _preflight(prof: Profile, item: BatchItem, timeout: float | None, cwd: str | None) -> None:
     """Fail before anything runs when the agent cannot start here at all
     (command not found, not executable, working directory missing)."""
-    from .errors import LaunchError
-    from .launch import build_plan, preflight
+    from bridge.errors import LaunchError
+    from bridge.turn.launch import build_plan, preflight
 
     try:
         plan = build_plan(
@@ -224,7 +224,7 @@ def _preflight(prof: Profile, item: BatchItem, timeout: float | None, cwd: str |
 def _finish(runner: BatchRun, summary: str, code: int, label: str) -> NoReturn:
     import errno
 
-    from .batch import id_key
+    from bridge.channels.batch import id_key
 
     for failure in runner.failures:
         click.echo(

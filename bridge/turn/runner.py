@@ -19,18 +19,18 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agentproc import wire
+from bridge.errors import LaunchError
 
-from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
-from .process import AgentProcess
-from .runner_sync import finish_result, turn_for_plan
-from .turn import (
+from .machine import (
     Event,
     Partial,
     PermissionRequested,
     TurnResult,
     failed_result,
 )
+from .process import AgentProcess
+from .runner_sync import finish_result, turn_for_plan
 
 if TYPE_CHECKING:
     from .profile import Profile

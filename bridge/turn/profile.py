@@ -13,20 +13,20 @@ stages, each converting its library's errors at the boundary into
 
 1. read the file (``OSError``, UTF-8 decoding);
 2. compose the YAML node tree (``yaml.YAMLError``), remembering the line of
-   each key and value and spotting duplicate keys (:mod:`bridge.profile_yaml`);
+   each key and value and spotting duplicate keys (:mod:`bridge.turn.profile_yaml`);
 3. validate with the pydantic model (``ValidationError``), and point each error
    at the line recorded in stage 2.
 
 A file that wraps its fields in an ``agentproc:`` block (the format of the
 reference implementation of the wire) is turned into native fields between
-stages 2 and 3 by :mod:`bridge.profile_reference`.
+stages 2 and 3 by :mod:`bridge.turn.profile_reference`.
 
 The text of ``command``, ``args``, ``cwd`` and ``env`` values is a template:
 ``{{MESSAGE}}``, ``{{SESSION_ID}}``, ``{{SESSION_NAME}}``, ``{{PROFILE_DIR}}`` and
 ``{{PYTHON}}``
 are replaced per turn, ``${VAR}`` reads the bridge's environment (filtered by
 ``env_allowlist``) and ``$$`` is a literal ``$``. This module only checks that
-templates are well formed; :mod:`bridge.launch` expands them.
+templates are well formed; :mod:`bridge.turn.launch` expands them.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from pydantic import (
 )
 
 from agentproc import wire
-from bridge.profile_files import (
+from bridge.turn.profile_files import (
     ENV_NAME_RE,
     MAX_PROFILE_BYTES,
     PROFILE_FILE_NAMES,
@@ -61,14 +61,14 @@ from bridge.profile_files import (
     read_profile_bytes,
     resolve_profile_path,
 )
-from bridge.profile_reference import (
+from bridge.turn.profile_reference import (
     REFERENCE_KEY,
     ReferenceFile,
     from_reference,
     inherit_alias,
     native_profile_text,
 )
-from bridge.profile_yaml import invalid_profile, parse_yaml, pydantic_problem, show_value
+from bridge.turn.profile_yaml import invalid_profile, parse_yaml, pydantic_problem, show_value
 
 __all__ = [
     "ENV_NAME_RE",

@@ -9,7 +9,7 @@ checkout or a network.
 :func:`resolve_profile_arg` is the one rule for a profile argument on the
 command line: ``bundled:NAME`` is always the bundled profile NAME; otherwise an
 existing path is a path; otherwise it is a bundled name; otherwise it is an
-error that lists the names. :func:`~bridge.profile.load_profile` itself stays
+error that lists the names. :func:`~bridge.turn.profile.load_profile` itself stays
 path-based.
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
 from bridge.errors import ProfileError, ProfileNotFoundError
-from bridge.profile_files import PROFILE_FILE_NAMES
+from bridge.turn.profile_files import PROFILE_FILE_NAMES
 
 if TYPE_CHECKING:
-    from bridge.profile import Profile
-    from bridge.profile_cache import ProfileView
+    from bridge.turn.profile import Profile
+    from bridge.turn.profile_cache import ProfileView
 
 __all__ = [
     "BUNDLED_DIR",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: Where the bundled profile folders live, inside the installed package.
-BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 #: Names a bundled profile explicitly: ``bundled:codex`` is the bundled codex
 #: even when a file or folder called ``codex`` is in the current directory.
@@ -61,7 +61,7 @@ class BundledProfile:
     tags: tuple[str, ...]
 
     def load(self) -> Profile:
-        from bridge.profile import load_profile
+        from bridge.turn.profile import load_profile
 
         return load_profile(self.file)
 
@@ -103,7 +103,7 @@ def find_bundled(name: str) -> BundledProfile | None:
     folder = BUNDLED_DIR / name
     file = _profile_file(folder)
     assert file is not None
-    from bridge.profile import load_profile
+    from bridge.turn.profile import load_profile
 
     profile = load_profile(file)
     return BundledProfile(name, folder, file, profile.description, tuple(profile.tags))
@@ -194,17 +194,17 @@ def load_profile_arg(
     When a local file or folder named like a bundled profile fails to load,
     the error's hint says that the bundled one exists and how to name it.
     ``cached`` reads an unchanged profile from the cache of validated
-    profiles (:mod:`bridge.profile_cache`), for one-shot commands.
+    profiles (:mod:`bridge.turn.profile_cache`), for one-shot commands.
     """
     path, bundled = resolve_profile_arg(arg)
     profile: Profile | ProfileView
     try:
         if cached:
-            from bridge.profile_cache import load_profile_cached
+            from bridge.turn.profile_cache import load_profile_cached
 
             profile = load_profile_cached(path)
         else:
-            from bridge.profile import load_profile
+            from bridge.turn.profile import load_profile
 
             profile = load_profile(path)
     except ProfileError as exc:

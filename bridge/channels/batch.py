@@ -1,7 +1,7 @@
 """Batch runs: many messages through one profile, one JSON result line per item.
 
 The library half of ``agentproc batch`` (the click command is in
-:mod:`bridge.cli_batch`):
+:mod:`bridge.cli.batch`):
 
 - :func:`parse_input` / :func:`read_input` turn an input file into
   :class:`BatchItem` objects, or raise :class:`BatchInputError` listing every
@@ -29,15 +29,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Literal
 
 from agentproc.wire import Attachment
-
-from .attachments import URL_EXAMPLES, url_problem
-from .errors import BridgeError, UsageError
+from bridge.errors import BridgeError, UsageError
+from bridge.turn.attachments import URL_EXAMPLES, url_problem
 
 if TYPE_CHECKING:
     import anyio
 
-    from .profile import Profile
-    from .turn import TurnResult
+    from bridge.turn.machine import TurnResult
+    from bridge.turn.profile import Profile
 
 ItemId = str | int | float
 InputFormat = Literal["auto", "text", "jsonl"]
@@ -571,7 +570,7 @@ class BatchRun:
             self.progress.draw(force=force)
 
     async def _worker(self, queue: Iterator[BatchItem], stop: anyio.Event) -> None:
-        from .runner import run_turn
+        from bridge.turn.runner import run_turn
 
         while not stop.is_set():
             # Handing out the next item is synchronous: no two workers get the same one.

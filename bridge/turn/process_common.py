@@ -1,6 +1,6 @@
 """What both process drivers share: limits, the spawn-error advice, pidfds.
 
-:mod:`bridge.process` drives agents on the event loop, :mod:`bridge.process_sync`
+:mod:`bridge.turn.process` drives agents on the event loop, :mod:`bridge.turn.process_sync`
 on the calling thread; neither this module nor the blocking driver imports an
 event loop, so a one-shot ``agentproc run`` starts without one.
 """
@@ -12,7 +12,7 @@ import os
 import subprocess
 from typing import TYPE_CHECKING
 
-from .errors import LaunchError
+from bridge.errors import LaunchError
 
 if TYPE_CHECKING:
     from .launch import LaunchPlan

@@ -2,7 +2,7 @@
 
 Everything here is cheap to import (no YAML, no pydantic), so code that only
 needs to find a profile file or read a validated profile from the cache
-(:mod:`bridge.profile_cache`) does not pay for the model.
+(:mod:`bridge.turn.profile_cache`) does not pay for the model.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ProfileError, ProfileNotFoundError
+from bridge.errors import ProfileError, ProfileNotFoundError
 
 #: The one pattern both validation and expansion use, so they cannot disagree.
 #: Alternatives, tried at each position from left to right:
@@ -99,8 +99,8 @@ def display_name(name: str | None, source: Path | None) -> str:
 
 class ProfileProperties:
     """What a profile says about itself beyond its fields; shared by the model
-    (:class:`bridge.profile.Profile`) and a cached profile
-    (:class:`bridge.profile_cache.ProfileView`), so the two cannot disagree."""
+    (:class:`bridge.turn.profile.Profile`) and a cached profile
+    (:class:`bridge.turn.profile_cache.ProfileView`), so the two cannot disagree."""
 
     if TYPE_CHECKING:
         name: str | None

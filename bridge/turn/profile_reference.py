@@ -12,7 +12,7 @@ minimal`` means ``infra``, and ``executor`` and ``send_error_reply`` are noted
 as ignored or refused with a reason.
 
 :func:`from_reference` turns the parsed file into native fields for
-:class:`~bridge.profile.Profile` (which :func:`~bridge.profile.load_profile_text`
+:class:`~bridge.turn.profile.Profile` (which :func:`~bridge.turn.profile.load_profile_text`
 validates as usual), and :func:`native_profile_text` writes a loaded
 reference-format profile back as a native profile file.
 """
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agentproc import wire
-from bridge.profile_files import TOKEN_RE
-from bridge.profile_yaml import Lines, Loc, show_value
+from bridge.turn.profile_files import TOKEN_RE
+from bridge.turn.profile_yaml import Lines, Loc, show_value
 
 if TYPE_CHECKING:
-    from bridge.profile import Profile
+    from bridge.turn.profile import Profile
 
 #: The key that marks a reference-format file.
 REFERENCE_KEY = "agentproc"

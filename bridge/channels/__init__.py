@@ -1,0 +1,15 @@
+"""Where messages come from and replies go: layer 5 of the bridge.
+
+One module per channel: ``chat`` (the terminal channel, ``agentproc chat``:
+one conversation on the dispatcher) and ``batch`` (a file of messages in, one
+result line per message out). ``terminal`` is what the terminal channel and
+``agentproc run`` share: reading input without blocking the event loop, the
+permission question, writing a reply.
+
+Imports point down only: this package may import :mod:`agentproc`,
+:mod:`bridge.errors`, :mod:`bridge.turn`, :mod:`bridge.store` and
+:mod:`bridge.conversations`, never the layers above it (``bridge.server``,
+``bridge.cli``).
+
+This file imports no submodule, so naming the package costs nothing.
+"""
