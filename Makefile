@@ -55,8 +55,8 @@ run: $(RUN_STAMP)
 test: lint types pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check agentproc bridge tests bench e2e
-	$(BIN)/ruff format --check agentproc bridge tests bench e2e
+	$(BIN)/ruff check agentproc bridge profiles tests bench e2e
+	$(BIN)/ruff format --check agentproc bridge profiles tests bench e2e
 
 types: $(DEV_STAMP)
 	$(BIN)/mypy

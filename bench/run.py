@@ -288,12 +288,9 @@ def bench_dispatch(
     from bridge import load_profile, run_turn
     from bridge.conversations.dispatcher import Dispatcher
     from bridge.store.sessions import ConversationKey, MemoryStore
+    from bridge.turn.bundled import BUNDLED_DIR
 
-    # The echo profile ships inside the package (bridge/profiles); older trees
-    # kept it at the top level.
-    echo = next(
-        d for d in (ROOT / "bridge" / "profiles" / "echo", ROOT / "profiles" / "echo") if d.is_dir()
-    )
+    echo = BUNDLED_DIR / "echo"
     profile = load_profile(echo / "profile-shell.yaml")
     agent = str(echo / "agent.sh")
     total = convs * turns

@@ -3,7 +3,7 @@
 The library surface::
 
     from bridge import load_profile, run_turn
-    profile = load_profile("bridge/profiles/echo")
+    profile = load_profile("profiles/echo")
     result = await run_turn(profile, "hello")
 """
 

@@ -33,7 +33,7 @@ from bridge.turn.profile import load_profile
 from bridge.turn.runner import run_turn
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "bridge" / "profiles"
+BUNDLED = ROOT / "profiles"
 FAKES = Path(__file__).parent / "fake_clis"
 #: Every CLI a bundled profile wraps, by the name of its program.
 CLIS = ("claude", "codex", "gemini", "opencode", "cursor-agent", "aider")

@@ -24,7 +24,7 @@ from helpers import AGENTPROC, Run, check_stderr, cli
 from agentproc import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-ECHO = ROOT / "bridge" / "profiles" / "echo"
+ECHO = ROOT / "profiles" / "echo"
 AGENTS = Path(__file__).parent / "agents"
 PYTHON = sys.executable
 

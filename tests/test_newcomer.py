@@ -21,7 +21,7 @@ import pytest
 from helpers import AGENTPROC, Run, check_stderr, cli
 
 ROOT = Path(__file__).resolve().parent.parent
-ECHO = ROOT / "bridge" / "profiles" / "echo"
+ECHO = ROOT / "profiles" / "echo"
 
 # An agent that streams its answer and then prints the same answer as its body,
 # as most agent CLIs (and their wrappers) do.

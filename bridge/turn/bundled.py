@@ -1,10 +1,12 @@
 """Profiles that ship inside the package, found by name.
 
-Each bundled profile is a folder under ``bridge/profiles/`` holding a
-``profile.yaml``, its agent and a README; the folder's name is the profile's
-name (``claude-code``, ``codex``, ``echo``, ...). They are package data, so an
-installed wheel has them on disk and ``agentproc run codex`` works without a
-checkout or a network.
+Each bundled profile is a folder holding a ``profile.yaml``, its agent and a
+README; the folder's name is the profile's name (``claude-code``, ``codex``,
+``echo``, ...). In the source tree they live in the top-level ``profiles/``
+folder; the wheel ships them as package data at ``bridge/profiles/``, so an
+installed copy has them on disk and ``agentproc run codex`` works without a
+checkout or a network. :data:`BUNDLED_DIR` is whichever of the two holds them
+(see :func:`_find_bundled_dir`).
 
 :func:`resolve_profile_arg` is the one rule for a profile argument on the
 command line: ``bundled:NAME`` is always the bundled profile NAME; otherwise an
@@ -38,8 +40,6 @@ __all__ = [
     "resolve_profile_arg",
 ]
 
-#: Where the bundled profile folders live, inside the installed package.
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 #: Names a bundled profile explicitly: ``bundled:codex`` is the bundled codex
 #: even when a file or folder called ``codex`` is in the current directory.
@@ -72,6 +72,34 @@ def _profile_file(folder: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _holds_profiles(folder: Path) -> bool:
+    """Whether ``folder`` has at least one profile folder in it (not only,
+    say, the ``__pycache__`` an older layout left behind)."""
+    try:
+        return any(entry.is_dir() and _profile_file(entry) for entry in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _find_bundled_dir() -> Path:
+    """Where the bundled profile folders are: beside the installed package
+    (``site-packages/bridge/profiles``, where the wheel puts them), else the
+    top-level ``profiles/`` of the source checkout this package runs from (an
+    editable install or a ``PYTHONPATH`` pointing at the checkout). A few
+    ``stat`` calls, no ``importlib.resources``: this runs on the start-up path
+    of ``agentproc run``."""
+    package = Path(__file__).resolve().parent.parent
+    beside = package / "profiles"
+    for candidate in (beside, package.parent / "profiles"):
+        if _holds_profiles(candidate):
+            return candidate
+    return beside
+
+
+#: Where the bundled profile folders live (see :func:`_find_bundled_dir`).
+BUNDLED_DIR = _find_bundled_dir()
 
 
 def bundled_names() -> list[str]:
