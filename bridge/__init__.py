@@ -5,6 +5,18 @@ The library surface::
     from bridge import load_profile, run_turn
     profile = load_profile("profiles/echo")
     result = await run_turn(profile, "hello")
+
+One subpackage per layer; imports only point down this list:
+
+1. :mod:`bridge.turn` — one turn: profiles, the launch plan, the state
+   machine, the process layer, ``run_turn()``;
+2. :mod:`bridge.store` — where conversations and their sessions live;
+3. :mod:`bridge.conversations` — the dispatcher: which turn runs when;
+4. :mod:`bridge.channels` — the terminal channel and batch runs;
+5. :mod:`bridge.cli` — the ``agentproc`` command.
+
+:mod:`bridge.errors` holds the root of every error, :class:`BridgeError`, and
+draws the whole tree; each package's ``errors`` module holds its own branch.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -13,9 +25,13 @@ from agentproc import __version__
 
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-    from bridge.conversations.dispatcher import Busy, Dispatcher, TurnHandle
+    from bridge.channels.errors import ChannelError, UsageError
+    from bridge.conversations.dispatcher import Dispatcher, TurnHandle
+    from bridge.conversations.errors import Busy, ConversationError
+    from bridge.store.errors import StateError, StoreError
     from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore
     from bridge.store.sqlite import SQLiteStore, open_store
+    from bridge.turn.errors import LaunchError, ProfileError, ProfileNotFoundError, TurnError
     from bridge.turn.launch import LaunchPlan, build_plan, preflight
     from bridge.turn.machine import (
         ErrorReported,
@@ -31,7 +47,7 @@ if TYPE_CHECKING:
     from bridge.turn.profile import Profile, load_profile
     from bridge.turn.runner import run_plan, run_turn
 
-    from .errors import BridgeError, LaunchError, ProfileError, ProfileNotFoundError, UsageError
+    from .errors import BridgeError
 
 # Where each public name lives. Imported on first use, so that `import bridge`
 # (and the CLI's --help) does not pay for pydantic and anyio up front.
@@ -40,10 +56,16 @@ _HOMES = {
     "PermissionDecision": "agentproc.wire",
     "PermissionRequest": "agentproc.wire",
     "BridgeError": "bridge.errors",
-    "LaunchError": "bridge.errors",
-    "ProfileError": "bridge.errors",
-    "ProfileNotFoundError": "bridge.errors",
-    "UsageError": "bridge.errors",
+    "TurnError": "bridge.turn.errors",
+    "LaunchError": "bridge.turn.errors",
+    "ProfileError": "bridge.turn.errors",
+    "ProfileNotFoundError": "bridge.turn.errors",
+    "StoreError": "bridge.store.errors",
+    "StateError": "bridge.store.errors",
+    "ConversationError": "bridge.conversations.errors",
+    "Busy": "bridge.conversations.errors",
+    "ChannelError": "bridge.channels.errors",
+    "UsageError": "bridge.channels.errors",
     "LaunchPlan": "bridge.turn.launch",
     "build_plan": "bridge.turn.launch",
     "preflight": "bridge.turn.launch",
@@ -61,7 +83,6 @@ _HOMES = {
     "TurnResult": "bridge.turn.machine",
     "TurnWarning": "bridge.turn.machine",
     "Dispatcher": "bridge.conversations.dispatcher",
-    "Busy": "bridge.conversations.dispatcher",
     "TurnHandle": "bridge.conversations.dispatcher",
     "ConversationKey": "bridge.store.sessions",
     "SessionStore": "bridge.store.sessions",
@@ -86,6 +107,8 @@ __all__ = [
     "Attachment",
     "BridgeError",
     "Busy",
+    "ChannelError",
+    "ConversationError",
     "ConversationKey",
     "Dispatcher",
     "ErrorReported",
@@ -104,7 +127,10 @@ __all__ = [
     "SQLiteStore",
     "SessionCaptured",
     "SessionStore",
+    "StateError",
+    "StoreError",
     "Turn",
+    "TurnError",
     "TurnHandle",
     "TurnResult",
     "TurnWarning",

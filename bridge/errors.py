@@ -1,17 +1,34 @@
-"""Errors of the bridge, rooted in one base class.
+"""The root of every error the bridge reports to a user.
 
-::
+Each layer of the bridge has its own tree, rooted in one base class that
+derives from :class:`BridgeError` and drawn in that package's ``errors``
+module. All of them, together::
 
-    BridgeError                  anything the bridge reports to a user (exit 1)
-    ├── ProfileError             a profile cannot be read or is invalid (exit 2)
-    │   └── ProfileNotFoundError the profile file or folder does not exist (exit 2)
-    ├── LaunchError              a turn cannot start: bad input or a spawn failure
-    │                            (exit 2, 126 or 127, like a shell)
-    └── UsageError               a command line that makes no sense (exit 2)
+    BridgeError                      anything the bridge reports to a user (exit 1)
+    ├── TurnError                    bridge.turn.errors: one turn cannot be set up
+    │   ├── ProfileError             a profile cannot be read or is invalid (exit 2)
+    │   │   └── ProfileNotFoundError the profile file or folder does not exist (exit 2)
+    │   └── LaunchError              a turn cannot start: bad input or a spawn failure
+    │                                (exit 2, 126 or 127, like a shell)
+    ├── StoreError                   bridge.store.errors: the store cannot be opened,
+    │   │                            read or written
+    │   └── StateError               a state value was refused; nothing written (exit 2)
+    ├── ConversationError            bridge.conversations.errors: a message the
+    │   │                            dispatcher cannot take
+    │   ├── Busy                     refused: busy, queue full, user limit, shutting down
+    │   └── UnknownProfile           the conversation names a profile the bridge lacks (exit 2)
+    └── ChannelError                 bridge.channels.errors: a channel cannot do what it
+        │                            was asked
+        ├── UsageError               a request that makes no sense (exit 2)
+        │   └── BatchInputError      a batch input file that cannot be run (exit 2)
+        └── BatchOutputError         a batch results file that cannot be opened or read (exit 2)
 
-Each error writes its own message and carries an optional ``hint`` (what to do
-next) and the ``exit_code`` the CLI maps it to. Library errors (YAML, pydantic,
-OSError) are converted to these at the boundary where they happen.
+A failed turn is not an error: it is a :class:`~bridge.turn.machine.TurnResult`
+with an ``error`` and an exit code. Each error writes its own message and
+carries an optional ``hint`` (what to do next) and the ``exit_code`` the CLI
+maps it to, in one place (:mod:`bridge.cli.main`). Library errors (YAML,
+pydantic, OSError, SQLite) are converted to these at the boundary where they
+happen.
 """
 
 from __future__ import annotations
@@ -36,36 +53,3 @@ class BridgeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.detail} ({self.hint})" if self.hint else self.detail
-
-
-class ProfileError(BridgeError):
-    """A profile that cannot be loaded. ``problems`` lists every issue found,
-    each already prefixed with ``file:line:``."""
-
-    exit_code = 2
-
-    def __init__(
-        self, message: str, *, problems: tuple[str, ...] = (), path: str = "", hint: str = ""
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.problems = problems
-        self.path = path
-
-    @property
-    def detail(self) -> str:
-        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))
-
-
-class ProfileNotFoundError(ProfileError):
-    """The profile path does not exist."""
-
-
-class LaunchError(BridgeError):
-    """A turn that cannot start. ``exit_code``: 127 command not found,
-    126 not executable, 2 bad input (empty message, NUL, too large)."""
-
-    exit_code = 2
-
-
-class UsageError(BridgeError):
-    exit_code = 2

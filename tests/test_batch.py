@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from helpers import AGENTPROC, check_stderr, cli
 
-from bridge.channels.batch import BatchInputError, parse_input
+from bridge.channels.batch import parse_input
+from bridge.channels.errors import BatchInputError
 
 #: Every result line has exactly these keys, with these types.
 RESULT_TYPES: dict[str, type | tuple[type, ...]] = {

@@ -39,8 +39,8 @@ from profile_kit import fakes_fixture as fakes_fixture  # the fixture `fakes`
 
 from agentproc import ProtocolError, wrap
 from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-from bridge.errors import ProfileNotFoundError
 from bridge.turn.bundled import BUNDLED_DIR, list_bundled, resolve_profile_arg
+from bridge.turn.errors import ProfileNotFoundError
 from bridge.turn.launch import build_plan
 from bridge.turn.machine import TurnResult
 from bridge.turn.profile import load_profile

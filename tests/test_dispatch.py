@@ -19,7 +19,6 @@ import anyio
 import pytest
 
 from agentproc import wire
-from bridge.conversations.dispatcher import Busy as BusyError
 from bridge.conversations.dispatcher import (
     Dispatcher,
     DispatchEvent,
@@ -30,9 +29,10 @@ from bridge.conversations.dispatcher import (
     Queued,
     Started,
     Subscription,
-    UnknownProfile,
 )
-from bridge.errors import LaunchError
+from bridge.conversations.errors import Busy as BusyError
+from bridge.conversations.errors import UnknownProfile
+from bridge.store.errors import StoreError
 from bridge.store.sessions import (
     STATUS_CANCELLED,
     STATUS_ERROR,
@@ -41,8 +41,8 @@ from bridge.store.sessions import (
     ConversationKey,
     MemoryStore,
     SessionStore,
-    StoreError,
 )
+from bridge.turn.errors import LaunchError
 from bridge.turn.profile import Profile
 
 pytestmark = pytest.mark.anyio

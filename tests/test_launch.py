@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentproc import wire
-from bridge.errors import LaunchError, ProfileError
+from bridge.turn.errors import LaunchError, ProfileError
 from bridge.turn.launch import MAX_ARG_STRLEN, LaunchPlan, arg_max, build_plan, preflight
 from bridge.turn.profile import Profile, load_profile
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentproc import wire
-from bridge.errors import ProfileError, ProfileNotFoundError
+from bridge.turn.errors import ProfileError, ProfileNotFoundError
 from bridge.turn.profile import MAX_PROFILE_BYTES, Profile, load_profile, load_profile_text
 
 

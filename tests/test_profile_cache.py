@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import ProfileError
+from bridge.turn.errors import ProfileError
 from bridge.turn.launch import build_plan
 from bridge.turn.profile import Profile, load_profile
 from bridge.turn.profile_cache import ProfileView, cache_dir, load_profile_cached

@@ -12,7 +12,7 @@ import pytest
 from helpers import cli
 
 from bridge import load_profile, run_turn
-from bridge.errors import ProfileError
+from bridge.turn.errors import ProfileError
 
 
 def agent(

@@ -27,6 +27,7 @@ import pytest
 from pydantic import BaseModel
 
 from bridge.store import sqlite as store_sqlite
+from bridge.store.errors import StateError, StoreError
 from bridge.store.sessions import (
     DEFAULT_TRANSCRIPT_LIMIT,
     STATUS_CANCELLED,
@@ -37,8 +38,6 @@ from bridge.store.sessions import (
     ConversationKey,
     MemoryStore,
     SessionStore,
-    StateError,
-    StoreError,
     TranscriptEntry,
     session_after_turn,
     session_to_resume,

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Literal
 
 from agentproc.wire import Attachment
-from bridge.errors import BridgeError, UsageError
 from bridge.turn.attachments import URL_EXAMPLES, url_problem
+
+from .errors import BatchInputError, BatchOutputError, UsageError
 
 if TYPE_CHECKING:
     import anyio
@@ -60,23 +61,6 @@ MAX_PROBLEMS = 20
 MAX_FAILURES_SHOWN = 10
 
 DEFAULT_CONCURRENCY = 4
-
-
-class BatchInputError(UsageError):
-    """An input file that cannot be run: every problem found, as ``LABEL:LINE: text``."""
-
-    def __init__(self, message: str, *, problems: Sequence[str] = (), hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.problems = tuple(problems)
-
-    @property
-    def detail(self) -> str:
-        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))
-
-
-class BatchOutputError(BridgeError):
-    """The results file cannot be opened or read (exit 2, before anything runs).
-    Write errors during a run end up in :attr:`BatchRun.output_error`."""
 
 
 def id_key(value: ItemId) -> str:

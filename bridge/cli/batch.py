@@ -196,7 +196,7 @@ def _check_not_same_file(input_path: str, output: str | None) -> None:
 def _preflight(prof: Profile, item: BatchItem, timeout: float | None, cwd: str | None) -> None:
     """Fail before anything runs when the agent cannot start here at all
     (command not found, not executable, working directory missing)."""
-    from bridge.errors import LaunchError
+    from bridge.turn.errors import LaunchError
     from bridge.turn.launch import build_plan, preflight
 
     try:

@@ -16,7 +16,7 @@ from agentproc import __version__
 
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
-    from bridge.errors import LaunchError
+    from bridge.turn.errors import LaunchError
     from bridge.turn.machine import TurnResult
     from bridge.turn.profile import Profile
     from bridge.turn.profile_cache import ProfileView
@@ -303,7 +303,7 @@ def cannot_start(
     """Why ``prof``'s agent cannot start here at all (command not found, not
     executable, working directory missing), or None. Problems of one turn's
     input are not looked at: they belong to that turn."""
-    from bridge.errors import LaunchError
+    from bridge.turn.errors import LaunchError
     from bridge.turn.launch import build_plan, preflight
 
     try:
@@ -341,8 +341,8 @@ def _print_human(result: TurnResult, printed: list[str]) -> None:
 def validate(profiles: tuple[str, ...]) -> None:
     """Check profile files (or folders holding profile.yaml, or bundled profile
     names, or bundled:NAME) without running them."""
-    from bridge.errors import LaunchError, ProfileError
     from bridge.turn.bundled import load_profile_arg
+    from bridge.turn.errors import LaunchError, ProfileError
     from bridge.turn.launch import build_plan, preflight
 
     failed = 0

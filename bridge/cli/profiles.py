@@ -102,7 +102,7 @@ def import_profile(file: str, dest: str | None, force: bool) -> None:
     import re
     from pathlib import Path
 
-    from bridge.errors import ProfileError
+    from bridge.turn.errors import ProfileError
     from bridge.turn.profile import (
         PROFILE_FILE_NAMES,
         load_profile,

@@ -34,11 +34,14 @@ order and the store's turn count always matches the numbers handed out.
 Errors raised by :meth:`Dispatcher.submit`::
 
     BridgeError (bridge.errors)
-    ├── Busy              the message was refused; ``reason`` says why:
-    │                     busy, queue_full, user_limit or shutting_down
-    ├── UnknownProfile    the conversation names a profile the bridge lacks (exit 2)
-    ├── LaunchError       nothing to send: no text and no attachment (exit 2)
-    └── StoreError        the store cannot be read when a conversation is opened
+    ├── ConversationError     bridge.conversations.errors
+    │   ├── Busy              the message was refused; ``reason`` says why:
+    │   │                     busy, queue_full, user_limit or shutting_down
+    │   └── UnknownProfile    the conversation names a profile the bridge lacks (exit 2)
+    ├── TurnError             bridge.turn.errors
+    │   └── LaunchError       nothing to send: no text and no attachment (exit 2)
+    └── StoreError            bridge.store.errors: the store cannot be read when a
+                              conversation is opened
 
 Everything that happens to an accepted message ends in a
 :class:`~bridge.turn.machine.TurnResult` on its handle, never in an exception, and a
@@ -48,7 +51,6 @@ handle resolves only once its turn is in the store.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import time
 from collections import Counter, deque
@@ -62,7 +64,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from agentproc import wire
-from bridge.errors import BridgeError, LaunchError
+from bridge.errors import BridgeError
 from bridge.store.sessions import (
     Conversation,
     ConversationKey,
@@ -71,9 +73,12 @@ from bridge.store.sessions import (
     session_to_resume,
     status_of,
 )
+from bridge.turn.errors import LaunchError
 from bridge.turn.machine import EXIT_CANCELLED, TurnResult
 from bridge.turn.profile import Profile
 from bridge.turn.runner import NO_HANDLER, PermissionAnswer, run_turn
+
+from .errors import Busy, UnknownProfile
 
 __all__ = [
     "BUSY_POLICIES",
@@ -145,54 +150,6 @@ _NOT_RUN_HINTS = {
 #: Joins the messages of a merged turn: a blank line keeps them apart for the
 #: agent without inventing any markup of our own.
 MERGE_SEPARATOR = "\n\n"
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-class Busy(BridgeError):
-    """A message was refused and nothing was queued.
-
-    ``reason`` is ``busy`` (the conversation's policy is ``reject``),
-    ``queue_full``, ``user_limit`` or ``shutting_down``; ``limit`` is the
-    limit that refused it and ``active`` how much of it was in use (waiting
-    messages for ``queue_full``, the sender's turns for ``user_limit``, the
-    turns ahead for ``busy``).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        key: ConversationKey,
-        limit: int | None = None,
-        active: int | None = None,
-        hint: str = "",
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.reason = reason
-        self.key = key
-        self.limit = limit
-        self.active = active
-
-
-class UnknownProfile(BridgeError):
-    """The conversation names a profile the bridge was not given."""
-
-    exit_code = 2
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        self.known = sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=1)
-        if close:
-            hint = f"did you mean {close[0]!r}?"
-        elif self.known:
-            hint = "known profiles: " + ", ".join(self.known)
-        else:
-            hint = "the bridge has no profiles; load one first"
-        super().__init__(f"no profile named {name!r}", hint=hint)
 
 
 # --- events -------------------------------------------------------------------------
@@ -666,8 +623,8 @@ class Dispatcher:
         Raises :class:`Busy` when the busy policy, a queue limit or the
         per-user cap refuses it (or the dispatcher is shutting down),
         :class:`UnknownProfile` for a profile the dispatcher lacks and
-        :class:`~bridge.errors.LaunchError` for an empty message without
-        attachments and :class:`~bridge.store.sessions.StoreError` when the store
+        :class:`~bridge.turn.errors.LaunchError` for an empty message without
+        attachments and :class:`~bridge.store.errors.StoreError` when the store
         cannot be read to open the conversation (nothing was accepted then).
         Anything that goes wrong later is in the handle's result.
         """

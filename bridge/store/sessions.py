@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.errors import BridgeError
+from .errors import StateError
 
 # --- records ------------------------------------------------------------------------
 
@@ -102,16 +102,6 @@ def check_transcript_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"transcript_limit must be a whole number >= 0, not {limit!r}")
     return limit
-
-
-class StoreError(BridgeError):
-    """The session store cannot be opened, read or written."""
-
-
-class StateError(BridgeError):
-    """A state value was refused (not JSON, or invalid for its model); nothing was written."""
-
-    exit_code = 2
 
 
 # --- session rules -------------------------------------------------------------------

@@ -43,7 +43,7 @@ its own transaction, and records each in ``schema_version``. A file written by
 a newer agentproc is refused rather than guessed at.
 
 Every sqlite3 error (and the OSError of creating the folder) is turned into a
-:class:`~bridge.store.sessions.StoreError` that names the file and says what to do.
+:class:`~bridge.store.errors.StoreError` that names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ import anyio.to_thread
 import platformdirs
 from pydantic import BaseModel
 
+from .errors import StoreError
 from .sessions import (
     DEFAULT_TRANSCRIPT_LIMIT,
     Conversation,
     ConversationKey,
     SessionStore,
-    StoreError,
     TranscriptEntry,
     check_state,
     check_transcript_limit,

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
-from bridge.errors import ProfileError, ProfileNotFoundError
 from bridge.turn.profile_files import PROFILE_FILE_NAMES
+
+from .errors import ProfileError, ProfileNotFoundError
 
 if TYPE_CHECKING:
     from bridge.turn.profile import Profile

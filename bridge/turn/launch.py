@@ -3,7 +3,7 @@
 :func:`build_plan` is pure apart from reading the bridge's environment (which
 callers can pass in): it turns a :class:`~bridge.turn.profile.Profile` and one turn's
 input into the exact argv, environment, working directory and stdin bytes, or
-raises :class:`~bridge.errors.LaunchError` with a reason a user can act on.
+raises :class:`~bridge.turn.errors.LaunchError` with a reason a user can act on.
 :func:`preflight` then looks at the file system, so that "command not found"
 reads as that and not as an ``OSError`` from deep inside process spawning.
 
@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentproc import wire
-from bridge.errors import LaunchError
 from bridge.turn.profile_files import ENV_NAME_RE, TOKEN_RE
+
+from .errors import LaunchError
 
 if TYPE_CHECKING:
     from bridge.turn.profile import Profile

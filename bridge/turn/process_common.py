@@ -12,7 +12,7 @@ import os
 import subprocess
 from typing import TYPE_CHECKING
 
-from bridge.errors import LaunchError
+from .errors import LaunchError
 
 if TYPE_CHECKING:
     from .launch import LaunchPlan

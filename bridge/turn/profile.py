@@ -9,7 +9,7 @@ a default.
 This module holds the native profile: the model (:class:`Profile`), the checks
 of its fields and templates, and the loader. Loading goes through three
 stages, each converting its library's errors at the boundary into
-:class:`~bridge.errors.ProfileError`:
+:class:`~bridge.turn.errors.ProfileError`:
 
 1. read the file (``OSError``, UTF-8 decoding);
 2. compose the YAML node tree (``yaml.YAMLError``), remembering the line of

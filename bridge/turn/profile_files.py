@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.errors import ProfileError, ProfileNotFoundError
+from .errors import ProfileError, ProfileNotFoundError
 
 #: The one pattern both validation and expansion use, so they cannot disagree.
 #: Alternatives, tried at each position from left to right:

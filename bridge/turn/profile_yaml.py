@@ -7,7 +7,7 @@ the YAML stage and the error formatting the stages share:
   the line of each key and value (:class:`Lines`), reports duplicate keys,
   which PyYAML would otherwise let the last one win without a word, keeps the
   author's own spelling of numbers and dates in text fields, and turns
-  ``yaml.YAMLError`` into a :class:`~bridge.errors.ProfileError` at
+  ``yaml.YAMLError`` into a :class:`~bridge.turn.errors.ProfileError` at
   ``FILE:LINE:COL``;
 - :func:`pydantic_problem` points one pydantic validation error at the line
   recorded for its field;
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from bridge.errors import ProfileError
+from .errors import ProfileError
 
 #: Shown with every invalid-profile error.
 SCHEMA_HINT = "check the fields with `agentproc schema`"

@@ -19,8 +19,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agentproc import wire
-from bridge.errors import LaunchError
 
+from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .machine import (
     Event,

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge.errors import LaunchError
-
+from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .machine import Partial, PermissionRequested, Turn, TurnResult, failed_result
 from .process_sync import BlockingProcess

@@ -1,0 +1,75 @@
+"""Errors of the dispatcher: a message it cannot take.
+
+::
+
+    ConversationError            a message the dispatcher cannot take (a BridgeError)
+    ├── Busy                     the message was refused and nothing was queued;
+    │                            ``reason`` says why: busy, queue_full, user_limit
+    │                            or shutting_down
+    └── UnknownProfile           the conversation names a profile the bridge lacks (exit 2)
+
+:meth:`~bridge.conversations.dispatcher.Dispatcher.submit` also lets through
+a :class:`~bridge.turn.errors.LaunchError` (nothing to send) and a
+:class:`~bridge.store.errors.StoreError` (the store cannot be read); everything
+that happens to an accepted message ends in a result, never in an exception.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from bridge.errors import BridgeError
+
+if TYPE_CHECKING:
+    from bridge.store.sessions import ConversationKey
+
+
+class ConversationError(BridgeError):
+    """Base of the errors of this package: a message the dispatcher cannot take."""
+
+
+class Busy(ConversationError):
+    """A message was refused and nothing was queued.
+
+    ``reason`` is ``busy`` (the conversation's policy is ``reject``),
+    ``queue_full``, ``user_limit`` or ``shutting_down``; ``limit`` is the
+    limit that refused it and ``active`` how much of it was in use (waiting
+    messages for ``queue_full``, the sender's turns for ``user_limit``, the
+    turns ahead for ``busy``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        key: ConversationKey,
+        limit: int | None = None,
+        active: int | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.key = key
+        self.limit = limit
+        self.active = active
+
+
+class UnknownProfile(ConversationError):
+    """The conversation names a profile the bridge was not given."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif self.known:
+            hint = "known profiles: " + ", ".join(self.known)
+        else:
+            hint = "the bridge has no profiles; load one first"
+        super().__init__(f"no profile named {name!r}", hint=hint)

@@ -1,0 +1,52 @@
+"""Errors of one turn, before it runs: the profile and the launch.
+
+::
+
+    TurnError                    one turn cannot be set up (a BridgeError)
+    ├── ProfileError             a profile cannot be read or is invalid (exit 2)
+    │   └── ProfileNotFoundError the profile file or folder does not exist (exit 2)
+    └── LaunchError              a turn cannot start: bad input or a spawn failure
+                                 (exit 2, 126 or 127, like a shell)
+
+A turn that started and failed is not an error: :func:`~bridge.turn.runner.run_turn`
+returns a :class:`~bridge.turn.machine.TurnResult` with an ``error`` and an
+exit code. YAML, pydantic and OSError problems are converted to these where
+the profile is read and the process is spawned.
+"""
+
+from __future__ import annotations
+
+from bridge.errors import BridgeError
+
+
+class TurnError(BridgeError):
+    """Base of the errors of this package: a turn that cannot be set up."""
+
+
+class ProfileError(TurnError):
+    """A profile that cannot be loaded. ``problems`` lists every issue found,
+    each already prefixed with ``file:line:``."""
+
+    exit_code = 2
+
+    def __init__(
+        self, message: str, *, problems: tuple[str, ...] = (), path: str = "", hint: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+        self.path = path
+
+    @property
+    def detail(self) -> str:
+        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))
+
+
+class ProfileNotFoundError(ProfileError):
+    """The profile path does not exist."""
+
+
+class LaunchError(TurnError):
+    """A turn that cannot start. ``exit_code``: 127 command not found,
+    126 not executable, 2 bad input (empty message, NUL, too large)."""
+
+    exit_code = 2
