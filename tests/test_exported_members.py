@@ -1,8 +1,11 @@
-"""Pin the public surface of ``agentproc``: adding or removing a name is a decision."""
+"""Pin the public surfaces of ``agentproc`` and ``bridge``: adding or removing a name is
+a decision."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
+
+import pytest
 
 import agentproc
 
@@ -45,9 +48,78 @@ def test_version_matches_the_package_metadata() -> None:
     assert agentproc.__version__ == version("agentproc")
 
 
-def test_every_bridge_export_resolves() -> None:
+BRIDGE_EXPECTED = [
+    "Attachment",
+    "BridgeError",
+    "Busy",
+    "ChannelError",
+    "ConversationError",
+    "ConversationKey",
+    "Dispatcher",
+    "ErrorReported",
+    "Event",
+    "LaunchError",
+    "LaunchPlan",
+    "MemoryStore",
+    "Partial",
+    "PermissionDecision",
+    "PermissionRequest",
+    "PermissionRequested",
+    "ProcessExit",
+    "Profile",
+    "ProfileError",
+    "ProfileNotFoundError",
+    "SQLiteStore",
+    "SessionCaptured",
+    "SessionStore",
+    "StateError",
+    "StoreError",
+    "Turn",
+    "TurnError",
+    "TurnHandle",
+    "TurnResult",
+    "TurnWarning",
+    "UsageError",
+    "__version__",
+    "build_plan",
+    "load_profile",
+    "open_store",
+    "preflight",
+    "run_plan",
+    "run_turn",
+]
+
+
+def test_bridge_all_is_pinned() -> None:
     import bridge
 
-    assert sorted(bridge.__all__) == sorted(set(bridge.__all__))
+    assert sorted(bridge.__all__) == BRIDGE_EXPECTED
+    assert len(set(bridge.__all__)) == len(bridge.__all__)
+
+
+def test_every_bridge_export_resolves_to_its_home() -> None:
+    """Each name is found lazily in the module ``bridge._HOMES`` names, and is
+    defined there (not re-exported from somewhere else)."""
+    import bridge
+
+    assert set(bridge._HOMES) == set(bridge.__all__) - {"__version__"}
     for name in bridge.__all__:
-        assert getattr(bridge, name) is not None, name
+        obj = getattr(bridge, name)
+        assert obj is not None, name
+        if callable(obj):
+            assert obj.__module__ == bridge._HOMES[name], name
+    with pytest.raises(AttributeError):
+        bridge.no_such_name  # noqa: B018
+
+
+def test_bridge_turn_still_exports_the_state_machine() -> None:
+    """``from bridge.turn import TurnResult`` works as it did when
+    ``bridge.turn`` was the state machine's module."""
+    import bridge.turn
+    import bridge.turn.machine
+
+    for name in bridge.turn.__all__:
+        assert getattr(bridge.turn, name) is getattr(bridge.turn.machine, name), name
+    assert {"Turn", "TurnResult", "ProcessExit", "failed_result"} <= set(bridge.turn.__all__)
+    with pytest.raises(AttributeError):
+        bridge.turn.no_such_name  # noqa: B018
