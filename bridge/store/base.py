@@ -1,6 +1,6 @@
 """The storage interface: conversations, their logs, leases and deliveries.
 
-Every implementation (:mod:`~bridge.store.memory`, :mod:`~bridge.store.sqlite`,
+Every implementation (:mod:`~bridge.store.memory`, :mod:`~bridge.store.sqlitelog`,
 PostgreSQL later) passes the one contract suite in ``tests/store_contract.py``.
 The rules of each write (what a claim, a take, a completion, a cancel or a reset
 does to a conversation and which events it writes) are pure functions in
@@ -59,7 +59,7 @@ class Store(abc.ABC):
 
     ``keep_turns`` (every implementation takes it): how many completed turns
     of each conversation keep their events; older ones are trimmed when a
-    turn completes (see :func:`bridge.store.rules.trim_before`). The turn
+    turn completes (see :func:`bridge.store.rules.trim_cut`). The turn
     count, session and state are kept whatever the limit.
     """
 
@@ -87,7 +87,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def find(self, ref: str) -> list[Conversation]:
         """The conversations ``ref`` names: its id, or its label
-        ``channel:key@profile`` (several when routes share a label)."""
+        ``channel:key@profile`` (several when routes share a label), or a
+        prefix of its id of at least 6 characters (several when ambiguous);
+        see :func:`bridge.store.rules.matching`."""
 
     @abc.abstractmethod
     async def conversations(
@@ -242,7 +244,9 @@ class Store(abc.ABC):
         """Events with ``id > after``, oldest first, at most ``limit``."""
 
     @abc.abstractmethod
-    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[TranscriptTurn]:
+    async def transcript(
+        self, conversation_id: str, limit: int | None = None
+    ) -> list[TranscriptTurn]:
         """The completed turns still in the log, oldest first (the last ``limit``)."""
 
     @abc.abstractmethod
