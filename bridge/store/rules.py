@@ -31,6 +31,7 @@ from .records import (
     STATUS_ABANDONED,
     STATUSES,
     TURN_COMPLETED,
+    TURN_PARTIAL,
     TURN_PERMISSION,
     TURN_PERMISSION_ANSWERED,
     TURN_QUEUED,
@@ -45,23 +46,33 @@ from .records import (
 __all__ = [
     "ABANDONED_ERROR",
     "ABANDONED_HINT",
+    "DEFAULT_KEEP_TURNS",
+    "MIN_ID_PREFIX",
+    "RUNNING_EVENTS",
     "Write",
     "abandon_if_dead",
+    "add_message",
     "answer",
     "cancel",
     "check_keep_turns",
     "claim",
     "complete",
+    "heartbeat",
+    "is_message",
     "lease_is_live",
+    "matching",
     "message_data",
     "new_conversation",
     "new_conversation_id",
     "new_owner",
+    "oldest_kept_turn",
     "owner_alive",
+    "release",
     "reset",
     "running_event",
     "start",
     "take",
+    "transcript_of",
     "trim_cut",
 ]
 
@@ -73,6 +84,15 @@ ABANDONED_HINT = (
 
 #: The default retention: completed turns whose events each conversation keeps.
 DEFAULT_KEEP_TURNS = 200
+
+#: The event types a running turn's lease holder appends on its own (the
+#: others have a write of their own: take, start, complete, answer).
+RUNNING_EVENTS = (TURN_PARTIAL, TURN_PERMISSION)
+
+#: The shortest id prefix :func:`matching` accepts: ids are ``c`` and 20 hex
+#: digits, so 6 characters (five hex digits, a million values) pick one
+#: conversation among thousands almost always, and are short enough to type.
+MIN_ID_PREFIX = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +165,9 @@ def check_keep_turns(keep_turns: int) -> int:
 # --- conversations -------------------------------------------------------------------------
 
 
-def new_conversation(key: ConversationKey, now: float, session_name: str = "default") -> Conversation:
+def new_conversation(
+    key: ConversationKey, now: float, session_name: str = "default"
+) -> Conversation:
     return Conversation(
         id=new_conversation_id(),
         key=key,
@@ -162,6 +184,28 @@ def message_data(message: NewMessage) -> dict[str, Any]:
         "from_user": message.from_user,
         "platform_id": message.platform_id,
     }
+
+
+def add_message(conv: Conversation, message: NewMessage, now: float) -> Write:
+    """A person's message joins the conversation's pending messages."""
+    conv = replace(conv, updated_at=now)
+    return Write(conv, ((MESSAGE, 0, message_data(message)),))
+
+
+def matching(ref: str, conversations: Sequence[Conversation]) -> list[Conversation]:
+    """The conversations ``ref`` names, for people typing it: an exact id;
+    else every conversation whose label (``channel:key@profile``) equals it,
+    compared whole, never parsed, since keys and profile names may hold
+    ``:`` and ``@``; else every id starting with ``ref`` when it has at least
+    :data:`MIN_ID_PREFIX` characters. More than one match means the reference
+    is ambiguous; the caller says so and lists them."""
+    exact = [c for c in conversations if c.id == ref]
+    if exact:
+        return exact
+    labelled = [c for c in conversations if c.label == ref]
+    if labelled or len(ref) < MIN_ID_PREFIX:
+        return labelled
+    return [c for c in conversations if c.id.startswith(ref)]
 
 
 # --- the lease holder's rules --------------------------------------------------------------------
@@ -253,7 +297,8 @@ def take(
     expected = [e.id for e in pending[: len(messages)]]
     if not messages or list(messages) != expected:
         raise ValueError(
-            f"a turn must take the oldest pending messages in order: {expected}, not {list(messages)}"
+            "a turn must take the oldest pending messages in order: "
+            f"{expected}, not {list(messages)}"
         )
     taken = pending[: len(messages)]
     turn = conv.turn_count + 1
@@ -268,9 +313,7 @@ def take(
         "attachments": [dict(a) for a in attachments],
         "from_users": users,
     }
-    conv = replace(
-        conv, turn_count=turn, running_turn=turn, consumed=messages[-1], updated_at=now
-    )
+    conv = replace(conv, turn_count=turn, running_turn=turn, consumed=messages[-1], updated_at=now)
     return Write(conv, ((TURN_QUEUED, turn, data),))
 
 
@@ -288,6 +331,8 @@ def start(conv: Conversation, owner: str, turn: int, session_id: str) -> Write:
 def running_event(
     conv: Conversation, owner: str, turn: int, type_: str, data: Mapping[str, Any]
 ) -> Write:
+    if type_ not in RUNNING_EVENTS:
+        raise ValueError(f"a running turn appends only {RUNNING_EVENTS} events, not {type_!r}")
     _check_running(conv, owner, turn)
     return Write(conv, ((type_, turn, data),))
 
@@ -317,7 +362,7 @@ def complete(
     return Write(conv, ((TURN_COMPLETED, turn, dict(outcome)),))
 
 
-# --- anyone's rules ---------------------------------------------------------------------------------
+# --- anyone's rules ------------------------------------------------------------------------
 
 
 def cancel(
@@ -333,7 +378,7 @@ def cancel(
     the waiting messages (an ``interrupt`` keeps them: they run next)."""
     dropped = [e.id for e in pending] if drop else []
     consumed = max([conv.consumed, *dropped])
-    conv = replace(conv, consumed=consumed)
+    conv = replace(conv, consumed=consumed, updated_at=now)
     data = {"by": by, "dropped": dropped, "reason": reason}
     return Write(conv, ((CONVERSATION_CANCEL, conv.running_turn, data),))
 
