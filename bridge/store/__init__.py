@@ -1,16 +1,16 @@
 """Where conversations live: layer 3 of the bridge.
 
-A *conversation* (one chat thread on one channel, talking to one profile)
-keeps the session id its agent returned last, a turn count, a status, a JSON
-state value and a transcript. ``sessions`` holds the records, the storage
-interface (:class:`~bridge.store.sessions.SessionStore`), the pure session
-rules every store applies the same way, and the in-memory store for tests;
-``sqlite`` is the embedded default, one SQLite file in the user's data folder.
+The storage interface (:mod:`~bridge.store.base`: conversations, the
+conversation log, leases, deliveries), its records and pure rules, and its
+implementations: memory (tests, throwaway runs) and SQLite (the embedded
+default, one file in the user's data folder). The older session-map store
+(``sessions``, ``sqlite``) is still here while the layers above move to the log.
 
 Imports point down only: this package may import :mod:`agentproc`,
 :mod:`bridge.errors` and :mod:`bridge.turn`, never the layers above it
 (``bridge.conversations``, ``bridge.channels``, ``bridge.server``,
 ``bridge.cli``).
 
-This file imports no submodule, so naming the package costs nothing.
+This file imports no submodule, so importing one module of this package does
+not load the others.
 """
