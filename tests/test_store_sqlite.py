@@ -478,14 +478,14 @@ async def test_retention_deletes_rows_and_delete_cascades(tmp_path: Path) -> Non
 
 
 def test_turn_lookups_use_the_partial_index(tmp_path: Path) -> None:
-    from bridge.store import sqlitelog
+    from bridge.store import sqlite_rows
 
     path = tmp_path / "sessions.db"
     anyio.run(SQLiteLogStore(path).close)
     with closing(sqlite3.connect(path)) as db:
         for where in (
-            f"conversation_id = ? AND {sqlitelog._OF_TURNS} AND type = ? AND turn = ?",
-            f"conversation_id = ? AND {sqlitelog._OF_TURNS} AND turn >= ?",
+            f"conversation_id = ? AND {sqlite_rows.OF_TURNS} AND type = ? AND turn = ?",
+            f"conversation_id = ? AND {sqlite_rows.OF_TURNS} AND turn >= ?",
         ):
             plan = db.execute(
                 f"EXPLAIN QUERY PLAN SELECT * FROM events WHERE {where}",

@@ -1,5 +1,4 @@
-"""The SQLite store's file: its schema, how a file is brought up to date, and
-how one is opened for writing or for reading only.
+"""The SQLite store's schema, and how a file is brought up to date.
 
 Schema versions: :data:`MIGRATIONS` lists every schema change since the first
 release, oldest first. Opening a file applies the steps it has not seen, each
@@ -10,22 +9,8 @@ moves the old data over in the same transaction, so a file is upgraded in
 place, whole or not at all. A file from a newer agentproc is refused rather
 than guessed at, and so is a file that is not ours; both are left untouched.
 
-Reading only (``agentproc sessions list`` on a machine that never ran a
-bridge) must not create or change anything:
-
-- a missing file reads as an empty store (an empty database in memory);
-- a file at an older schema is copied into memory with SQLite's backup API
-  and the copy is migrated, so the file keeps its old schema until a writer
-  opens it;
-- a file in WAL mode with no ``-wal`` file beside it (no writer has it open)
-  is opened ``immutable``: SQLite would otherwise create the ``-wal`` and
-  ``-shm`` files, and leave them behind. Such a reader sees the file as it
-  was when it looked, which is what a listing needs;
-- otherwise the file is opened ``mode=ro``, and sees a running bridge's
-  writes as they commit.
-
-The helpers that the first release's store already had (error conversion,
-transactions, the private data folder) are imported from it, not copied.
+The helpers that the first release's store already had (its schema check,
+transactions, refusing a foreign file) are imported from it, not copied.
 """
 
 from __future__ import annotations
@@ -40,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.store_sqlite import (
-    BUSY_TIMEOUT_SECS,
     DATA_DIR_ENV,
     _refuse_foreign,
     _schema_version,
@@ -58,7 +42,15 @@ from .records import (
     TURN_STARTED,
 )
 
-__all__ = ["MIGRATIONS", "Migration", "carried_over_id", "connect", "json_text", "open_read_only"]
+__all__ = [
+    "CURRENT",
+    "MIGRATIONS",
+    "Migration",
+    "carried_over_id",
+    "json_text",
+    "migrate",
+    "refuse_newer",
+]
 
 #: The exit code of a cancelled turn in the first release's transcript.
 _EXIT_CANCELLED = 130
@@ -340,7 +332,7 @@ CURRENT = MIGRATIONS[-1].version
 # --- bringing a file up to date ------------------------------------------------------------
 
 
-def _refuse_newer(conn: sqlite3.Connection, path: Path | str) -> int:
+def refuse_newer(conn: sqlite3.Connection, path: Path | str) -> int:
     """The file's schema version, refusing one this agentproc does not know."""
     current = _schema_version(conn)
     if current > CURRENT:
@@ -354,14 +346,14 @@ def _refuse_newer(conn: sqlite3.Connection, path: Path | str) -> int:
 
 def migrate(conn: sqlite3.Connection, path: Path | str) -> None:
     """Apply the steps the file has not seen, each in its own transaction."""
-    current = _refuse_newer(conn, path)
+    current = refuse_newer(conn, path)
     for step in MIGRATIONS:
         if step.version <= current:
             continue
         with _transaction(conn):
             # Read again under the write lock: another process may have run
             # this step between our first look and now.
-            current = _refuse_newer(conn, path)
+            current = refuse_newer(conn, path)
             if step.version <= current:
                 continue
             if current == 0:
@@ -382,87 +374,3 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> None:
                 (step.version, time.time()),
             )
             current = step.version
-
-
-# --- opening ---------------------------------------------------------------------------------
-
-
-def _connection(target: str, *, uri: bool = False) -> sqlite3.Connection:
-    return sqlite3.connect(
-        target,
-        timeout=BUSY_TIMEOUT_SECS,  # sets SQLite's busy timeout
-        isolation_level=None,  # we write BEGIN and COMMIT ourselves
-        check_same_thread=False,  # worker threads take turns; see bridge.store.sqlitelog
-        uri=uri,
-    )
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """Open ``path`` for reading and writing (creating it when missing) and
-    bring it up to date. Raises sqlite3 errors for the caller to convert."""
-    conn = _connection(str(path))
-    try:
-        conn.execute("PRAGMA foreign_keys = ON")
-        # Look before writing anything (switching to WAL writes the header):
-        # a file that is not a database fails this first read, and another
-        # program's database, or a newer agentproc's, is refused, all untouched.
-        if _refuse_newer(conn, path) == 0:
-            _refuse_foreign(conn, path)
-        conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _in_memory(path: Path, source: sqlite3.Connection | None) -> sqlite3.Connection:
-    """A database in memory: a copy of ``source`` (or empty), migrated."""
-    conn = _connection(":memory:")
-    try:
-        if source is not None:
-            source.backup(conn)
-        conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn, path)
-        conn.execute("PRAGMA query_only = ON")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _uses_wal(path: Path) -> bool:
-    """Whether the file's header says WAL mode (bytes 18 and 19 are 2)."""
-    try:
-        with path.open("rb") as f:
-            header = f.read(20)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read the session store {path}: {exc.strerror or exc}",
-            hint=f"check the file's permissions, or set {DATA_DIR_ENV} to another folder",
-        ) from exc
-    return len(header) == 20 and header[18] == 2
-
-
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """Open ``path`` for reading without creating or changing any file; see
-    the module docstring. Raises sqlite3 errors for the caller to convert."""
-    if not path.exists():
-        return _in_memory(path, None)
-    wal = Path(f"{path}-wal")
-    mode = "immutable=1" if _uses_wal(path) and not wal.exists() else "mode=ro"
-    conn = _connection(f"{path.absolute().as_uri()}?{mode}", uri=True)
-    try:
-        current = _refuse_newer(conn, path)
-        if current == 0:
-            _refuse_foreign(conn, path)
-        if current < CURRENT:
-            copy = _in_memory(path, conn)
-            conn.close()
-            return copy
-        conn.execute("PRAGMA query_only = ON")
-    except BaseException:
-        conn.close()
-        raise
-    return conn

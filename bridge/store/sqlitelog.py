@@ -22,28 +22,45 @@ only look at what it is given.
 another connection commits) combined with a count of this store's own writes
 (which ``data_version`` does not see), so it changes on every commit.
 
-Every sqlite3 error, and the OSError of making the folder, becomes a
-:class:`~bridge.store.errors.StoreError` naming the file and saying what to do.
+Reading only (``agentproc sessions list`` on a machine that never ran a
+bridge) must not create or change anything:
+
+- a missing file reads as an empty store (an empty database in memory);
+- a file at an older schema is copied into memory with SQLite's backup API
+  and the copy is migrated, so the file keeps its old schema until a writer
+  opens it;
+- a file in WAL mode with no ``-wal`` file beside it (no writer has it open)
+  is opened ``immutable``: SQLite would otherwise create the ``-wal`` and
+  ``-shm`` files, and leave them behind. Such a reader sees the file as it
+  was when it looked, which is what a listing needs;
+- otherwise the file is opened ``mode=ro``, and sees a running bridge's
+  writes as they commit.
+
+Every sqlite3 error, and the OSError of making the folder or reading the
+file's header, becomes a :class:`~bridge.store.errors.StoreError` naming the
+file and saying what to do.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
 from bridge.store_sqlite import (
+    BUSY_TIMEOUT_SECS,
+    DATA_DIR_ENV,
     STORE_FILENAME,
     _converted,
     _ensure_folder,
+    _refuse_foreign,
     _transaction,
     default_data_dir,
 )
@@ -51,33 +68,13 @@ from bridge.store_sqlite import (
 from . import rules
 from .errors import StoreError
 from .procedures import TransactionStore
-from .records import (
-    CONVERSATION_CANCEL,
-    MESSAGE,
-    TURN_COMPLETED,
-    TURN_PERMISSION_ANSWERED,
-    TURN_QUEUED,
-    Conversation,
-    ConversationKey,
-    Event,
-    Route,
-)
-from .sqlite_schema import connect, json_text, open_read_only
+from .sqlite_rows import SQLiteTransaction
+from .sqlite_schema import CURRENT, migrate, refuse_newer
 from .transaction import Transaction
 
 __all__ = ["SQLiteLogStore", "open_log_store"]
 
 T = TypeVar("T")
-
-_CONV = (
-    "id, channel, thread_key, profile_ref, cwd, profile_name, session_id, session_name, "
-    "turn_count, last_event, first_event, consumed, running_turn, reset_epoch, "
-    "lease_owner, lease_expires, created_at, updated_at, last_status"
-)
-_EVENT = "conversation_id, id, type, turn, at, data"
-#: Repeated word for word from the partial index ``events_of_turns``, so
-#: SQLite uses it (see sqlite_schema).
-_OF_TURNS = "type IN ('turn.queued', 'turn.started', 'turn.completed')"
 
 
 def open_log_store(
@@ -96,264 +93,88 @@ def open_log_store(
     )
 
 
-def _conversation(row: Sequence[Any]) -> Conversation:
-    id_, channel, thread_key, profile_ref, cwd, profile_name, *rest = row
-    return Conversation(
-        id_, ConversationKey(channel, thread_key, Route(profile_ref, cwd, profile_name)), *rest
+# --- opening a file ------------------------------------------------------------------------
+
+
+def _connection(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target,
+        timeout=BUSY_TIMEOUT_SECS,  # sets SQLite's busy timeout
+        isolation_level=None,  # we write BEGIN and COMMIT ourselves
+        check_same_thread=False,  # worker threads take turns; see the module docstring
+        uri=uri,
     )
 
 
-def _row(conv: Conversation) -> tuple[Any, ...]:
-    """The conversation's columns, in the order of ``_CONV``."""
-    key = conv.key
-    return (
-        conv.id,
-        key.channel,
-        key.key,
-        key.route.profile,
-        key.route.cwd,
-        key.route.name,
-        conv.session_id,
-        conv.session_name,
-        conv.turn_count,
-        conv.last_event,
-        conv.first_event,
-        conv.consumed,
-        conv.running_turn,
-        conv.reset_epoch,
-        conv.lease_owner,
-        conv.lease_expires,
-        conv.created_at,
-        conv.updated_at,
-        conv.last_status,
-    )
+def connect(path: Path) -> sqlite3.Connection:
+    """Open ``path`` for reading and writing (creating it when missing) and
+    bring it up to date. Raises sqlite3 errors for the caller to convert."""
+    conn = _connection(str(path))
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Look before writing anything (switching to WAL writes the header):
+        # a file that is not a database fails this first read, and another
+        # program's database, or a newer agentproc's, is refused, all untouched.
+        if refuse_newer(conn, path) == 0:
+            _refuse_foreign(conn, path)
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
-def _event(row: Sequence[Any]) -> Event:
-    conversation_id, id_, type_, turn, at, data = row
-    return Event(conversation_id, id_, type_, turn, at, json.loads(data))
+def _in_memory(path: Path, source: sqlite3.Connection | None) -> sqlite3.Connection:
+    """A database in memory: a copy of ``source`` (or empty), migrated."""
+    conn = _connection(":memory:")
+    try:
+        if source is not None:
+            source.backup(conn)
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+        conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
-class _SQLiteTransaction(Transaction):
-    """Rows in one SQLite transaction; the store began it and ends it."""
+def _uses_wal(path: Path) -> bool:
+    """Whether the file's header says WAL mode (bytes 18 and 19 are 2)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the session store {path}: {exc.strerror or exc}",
+            hint=f"check the file's permissions, or set {DATA_DIR_ENV} to another folder",
+        ) from exc
+    return len(header) == 20 and header[18] == 2
 
-    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
-        self.conn = conn
-        self.now = now
-        self.changed = False
 
-    def _one(self, sql: str, *params: Any) -> Any:
-        return self.conn.execute(sql, params).fetchone()
-
-    def _conversations(self, sql: str, *params: Any) -> list[Conversation]:
-        return [_conversation(r) for r in self.conn.execute(f"SELECT {_CONV} {sql}", params)]
-
-    def _events(self, sql: str, *params: Any) -> list[Event]:
-        return [_event(r) for r in self.conn.execute(f"SELECT {_EVENT} {sql}", params)]
-
-    # --- conversations
-
-    def get(self, conversation_id: str) -> Conversation | None:
-        found = self._conversations("FROM conversations WHERE id = ?", conversation_id)
-        return found[0] if found else None
-
-    def by_key(self, key: ConversationKey) -> Conversation | None:
-        found = self._conversations(
-            "FROM conversations WHERE channel = ? AND thread_key = ? AND profile_ref = ? "
-            "AND cwd = ?",
-            key.channel,
-            key.key,
-            key.route.profile,
-            key.route.cwd,
-        )
-        return found[0] if found else None
-
-    def carried_over(self, channel: str, key: str, profile_name: str) -> Conversation | None:
-        return self.by_key(ConversationKey(channel, key, Route(profile_name, "")))
-
-    def conversations(self, channel: str | None, limit: int | None) -> list[Conversation]:
-        where = "" if channel is None else "WHERE channel = ? "
-        params: list[Any] = [] if channel is None else [channel]
-        return self._conversations(
-            f"FROM conversations {where}"
-            "ORDER BY updated_at DESC, channel, thread_key, profile_ref, cwd LIMIT ?",
-            *params,
-            -1 if limit is None else limit,
-        )
-
-    def idle(self, older_than: float) -> list[Conversation]:
-        return self._conversations(
-            "FROM conversations WHERE updated_at < ? AND running_turn = 0", older_than
-        )
-
-    def state(self, conversation_id: str) -> Any:
-        row = self._one("SELECT state FROM conversations WHERE id = ?", conversation_id)
-        return None if row is None or row[0] is None else json.loads(row[0])
-
-    # --- the log
-
-    def events(self, conversation_id: str, after: int, limit: int) -> list[Event]:
-        return self._events(
-            "FROM events WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
-            conversation_id,
-            after,
-            limit,
-        )
-
-    def event(self, conversation_id: str, event_id: int) -> Event | None:
-        found = self._events(
-            "FROM events WHERE conversation_id = ? AND id = ?", conversation_id, event_id
-        )
-        return found[0] if found else None
-
-    def by_platform_id(self, conversation_id: str, platform_id: str) -> Event | None:
-        found = self._events(
-            "FROM events WHERE conversation_id = ? AND platform_id = ?",
-            conversation_id,
-            platform_id,
-        )
-        return found[0] if found else None
-
-    def pending(self, conversation_id: str) -> list[Event]:
-        return [
-            _event(r)
-            for r in self.conn.execute(
-                "SELECT e.conversation_id, e.id, e.type, e.turn, e.at, e.data "
-                "FROM active_messages a JOIN events e "
-                "ON e.conversation_id = a.conversation_id AND e.id = a.message "
-                "WHERE a.conversation_id = ? AND a.running = 0 ORDER BY a.message",
-                (conversation_id,),
-            )
-        ]
-
-    def active(self, conversation_id: str, user: str) -> tuple[int, int, int, int]:
-        row = self._one(
-            "SELECT coalesce(sum(conversation_id = ?1 AND running = 0), 0), "
-            "coalesce(sum(conversation_id = ?1 AND running = 0 AND from_user = ?2), 0), "
-            "coalesce(sum(from_user = ?2), 0), count(*) FROM active_messages",
-            conversation_id,
-            user,
-        )
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
-
-    def answered(self, conversation_id: str, request_id: int) -> bool:
-        rows = self.conn.execute(
-            "SELECT data FROM events WHERE conversation_id = ? AND id > ? AND type = ?",
-            (conversation_id, request_id, TURN_PERMISSION_ANSWERED),
-        )
-        return any(json.loads(data).get("request") == request_id for (data,) in rows)
-
-    def queued(self, conversation_id: str, turn: int) -> Event | None:
-        found = self._events(
-            f"FROM events WHERE conversation_id = ? AND {_OF_TURNS} AND type = ? AND turn = ?",
-            conversation_id,
-            TURN_QUEUED,
-            turn,
-        )
-        return found[0] if found else None
-
-    def turns(self, conversation_id: str, first_turn: int) -> list[Event]:
-        return self._events(
-            f"FROM events WHERE conversation_id = ? AND {_OF_TURNS} AND turn >= ? ORDER BY id",
-            conversation_id,
-            first_turn,
-        )
-
-    def acked(self, channel: str, conversation_id: str) -> int:
-        row = self._one(
-            "SELECT position FROM deliveries WHERE conversation_id = ? AND channel = ?",
-            conversation_id,
-            channel,
-        )
-        return 0 if row is None else int(row[0])
-
-    def floor(self, conversation_id: str) -> int | None:
-        row = self._one(
-            "SELECT min(position) FROM deliveries WHERE conversation_id = ?", conversation_id
-        )
-        return None if row[0] is None else int(row[0])
-
-    # --- writes
-
-    def insert(self, conv: Conversation) -> None:
-        self.changed = True
-        marks = ", ".join("?" * len(_row(conv)))
-        self.conn.execute(f"INSERT INTO conversations ({_CONV}) VALUES ({marks})", _row(conv))
-
-    def save(self, conv: Conversation, events: Sequence[Event] = ()) -> None:
-        self.changed = True
-        columns = _CONV.split(", ")[1:]
-        assignments = ", ".join(f"{c} = ?" for c in columns)
-        self.conn.execute(
-            f"UPDATE conversations SET {assignments} WHERE id = ?", (*_row(conv)[1:], conv.id)
-        )
-        self.conn.executemany(
-            f"INSERT INTO events ({_EVENT}, platform_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e.conversation,
-                    e.id,
-                    e.type,
-                    e.turn,
-                    e.at,
-                    json_text(e.data),
-                    (e.type == MESSAGE and e.data.get("platform_id")) or None,
-                )
-                for e in events
-            ],
-        )
-        for e in events:
-            self._follow(e)
-
-    def _follow(self, e: Event) -> None:
-        """Keep the active messages in step with one appended event."""
-        conv = e.conversation
-        if e.type == MESSAGE:
-            self.conn.execute(
-                "INSERT INTO active_messages (conversation_id, message, from_user) "
-                "VALUES (?, ?, ?)",
-                (conv, e.id, str(e.data.get("from_user", ""))),
-            )
-        elif e.type == TURN_QUEUED:
-            self.conn.executemany(
-                "UPDATE active_messages SET running = 1 WHERE conversation_id = ? AND message = ?",
-                [(conv, m) for m in e.data.get("messages", ())],
-            )
-        elif e.type == CONVERSATION_CANCEL:
-            self.conn.executemany(
-                "DELETE FROM active_messages WHERE conversation_id = ? AND message = ?",
-                [(conv, m) for m in e.data.get("dropped", ())],
-            )
-        elif e.type == TURN_COMPLETED:
-            self.conn.execute(
-                "DELETE FROM active_messages WHERE conversation_id = ? AND running = 1", (conv,)
-            )
-
-    def trim(self, conversation_id: str, before: int) -> None:
-        self.changed = True
-        self.conn.execute(
-            "DELETE FROM events WHERE conversation_id = ? AND id < ?", (conversation_id, before)
-        )
-
-    def ack(self, channel: str, conversation_id: str, position: int) -> None:
-        self.changed = True
-        self.conn.execute(
-            "INSERT INTO deliveries (conversation_id, channel, position, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id, channel) DO UPDATE SET "
-            "position = max(position, excluded.position), updated_at = excluded.updated_at",
-            (conversation_id, channel, position, self.now),
-        )
-
-    def set_state(self, conversation_id: str, value: Any) -> None:
-        self.changed = True
-        self.conn.execute(
-            "UPDATE conversations SET state = ? WHERE id = ?", (json_text(value), conversation_id)
-        )
-
-    def delete(self, conversation_id: str) -> bool:
-        cur = self.conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-        self.changed = cur.rowcount > 0 or self.changed
-        return cur.rowcount > 0
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open ``path`` for reading without creating or changing any file; see
+    the module docstring. Raises sqlite3 errors for the caller to convert."""
+    if not path.exists():
+        return _in_memory(path, None)
+    wal = Path(f"{path}-wal")
+    mode = "immutable=1" if _uses_wal(path) and not wal.exists() else "mode=ro"
+    conn = _connection(f"{path.absolute().as_uri()}?{mode}", uri=True)
+    try:
+        current = refuse_newer(conn, path)
+        if current == 0:
+            _refuse_foreign(conn, path)
+        if current < CURRENT:
+            copy = _in_memory(path, conn)
+            conn.close()
+            return copy
+        conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager
@@ -419,7 +240,7 @@ class SQLiteLogStore(TransactionStore):
             with _converted(self.path), _transaction(conn) if write else _snapshot(conn):
                 # The clock is read under the write lock, so times follow the
                 # order in which writers from several processes commit.
-                tx = _SQLiteTransaction(conn, self._clock())
+                tx = SQLiteTransaction(conn, self._clock())
                 result = work(tx)
             if tx.changed:
                 self._writes += 1
