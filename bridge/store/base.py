@@ -38,7 +38,9 @@ __all__ = ["Admission", "Claim", "Store"]
 
 #: Called inside the transaction that adds a message, with the load it would
 #: join; raises (any exception, usually ``bridge.conversations.Busy``) to
-#: refuse it, in which case nothing is written.
+#: refuse it, in which case nothing is written. It may run in the store's
+#: worker thread (SQLite) while the store holds its write lock: it must only
+#: look at what it is given, never await or call the store.
 Admission = Callable[[Conversation, Load], None]
 
 
@@ -64,7 +66,8 @@ class Store(abc.ABC):
     """
 
     #: True when the store was opened read-only: every write raises
-    #: :class:`~bridge.store.errors.ReadOnlyStore`.
+    #: :class:`~bridge.store.errors.ReadOnlyStore`, ``open`` included (it may
+    #: create or adopt a conversation; use ``lookup`` or ``find`` to read).
     read_only: bool = False
 
     # --- conversations ---------------------------------------------------------------
