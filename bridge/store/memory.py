@@ -177,10 +177,6 @@ class _MemoryTransaction(Transaction):
         # Encode first: data that is not JSON raises before anything changes.
         rows = [(e.id, e.type, e.turn, e.at, json.dumps(e.data, allow_nan=False)) for e in events]
         self.changed = True
-        old = self.t.conversations[conv.id]
-        if old.key != conv.key:  # adopted by a route
-            del self.t.ids[old.key]
-            self.t.ids[conv.key] = conv.id
         self.t.conversations[conv.id] = conv
         self.t.logs[conv.id].extend(rows)
         for e in events:
@@ -203,6 +199,13 @@ class _MemoryTransaction(Transaction):
         elif e.type == TURN_COMPLETED:
             for k in [k for k, (_, running) in self.t.active.items() if k[0] == conv and running]:
                 del self.t.active[k]
+
+    def adopt(self, conv: Conversation) -> None:
+        self.changed = True
+        old = self.t.conversations[conv.id]
+        del self.t.ids[old.key]
+        self.t.ids[conv.key] = conv.id
+        self.t.conversations[conv.id] = conv
 
     def trim(self, conversation_id: str, before: int) -> None:
         self.changed = True

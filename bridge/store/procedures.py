@@ -97,7 +97,7 @@ class TransactionStore(Store):
                 old = tx.carried_over(key.channel, key.key, key.route.name)
                 if old is not None:  # adopt it: it gets this route, keeps the rest
                     conv = replace(old, key=key)
-                    tx.save(conv)
+                    tx.adopt(conv)
                     return conv
             conv = rules.new_conversation(key, tx.now, session_name)
             tx.insert(conv)

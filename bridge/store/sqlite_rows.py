@@ -38,8 +38,11 @@ _CONV = (
 _COLUMNS = _CONV.split(", ")
 _INSERT = f"INSERT INTO conversations ({_CONV}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 #: Every column but the id, which is how the row is found.
+#: Every column but the identity (id, channel, thread key, profile, folder):
+#: setting a column of the UNIQUE index, even to its own value, makes SQLite
+#: rewrite that index entry, which costs every write about a tenth.
 _UPDATE = (
-    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _COLUMNS[1:]) + " WHERE id = ?"
+    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _COLUMNS[5:]) + " WHERE id = ?"
 )
 _EVENT = "conversation_id, id, type, turn, at, data"
 #: Repeated word for word from the partial index ``events_of_turns``, so
@@ -232,7 +235,7 @@ class SQLiteTransaction(Transaction):
 
     def save(self, conv: Conversation, events: Sequence[Event] = ()) -> None:
         self.changed = True
-        self.conn.execute(_UPDATE, (*_row(conv)[1:], conv.id))
+        self.conn.execute(_UPDATE, (*_row(conv)[5:], conv.id))
         self.conn.executemany(
             f"INSERT INTO events ({_EVENT}, platform_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -274,6 +277,14 @@ class SQLiteTransaction(Transaction):
             self.conn.execute(
                 "DELETE FROM active_messages WHERE conversation_id = ? AND running = 1", (conv,)
             )
+
+    def adopt(self, conv: Conversation) -> None:
+        self.changed = True
+        route = conv.key.route
+        self.conn.execute(
+            "UPDATE conversations SET profile_ref = ?, cwd = ?, profile_name = ? WHERE id = ?",
+            (route.profile, route.cwd, route.name, conv.id),
+        )
 
     def trim(self, conversation_id: str, before: int) -> None:
         self.changed = True

@@ -126,12 +126,18 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def save(self, conv: Conversation, events: Sequence[Event] = ()) -> None:
-        """Update the conversation's row (its identity included) and append
+        """Update the conversation's row (all but its identity: channel, key,
+        route profile and folder) and append
         ``events`` (already numbered), keeping the active messages in step:
         a ``message`` is added as pending; a ``turn.queued`` makes its
         ``messages`` running; a ``conversation.cancel`` removes its
         ``dropped``; a ``turn.completed`` removes the conversation's running
         ones."""
+
+    @abc.abstractmethod
+    def adopt(self, conv: Conversation) -> None:
+        """Give a carried-over conversation the route it was opened with
+        (``conv.key.route``; channel and key stay)."""
 
     @abc.abstractmethod
     def trim(self, conversation_id: str, before: int) -> None:
