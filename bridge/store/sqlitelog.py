@@ -195,7 +195,7 @@ class SQLiteLogStore(TransactionStore):
 
     Opening creates the file and its private folder (0700) when missing and
     brings the schema up to date; with ``read_only`` it creates and changes
-    nothing (see :mod:`bridge.store.sqlite_schema`) and every write raises
+    nothing (see the module docstring) and every write raises
     :class:`~bridge.store.errors.ReadOnlyStore`. It raises
     :class:`~bridge.store.errors.StoreError` for a file that is not a
     database or belongs to another program, and
