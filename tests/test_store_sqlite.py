@@ -380,7 +380,7 @@ async def test_read_only_and_the_upgrade_agree_on_ids(tmp_path: Path) -> None:
 
 
 def test_migration_versions_count_up_and_step_1_is_frozen() -> None:
-    from bridge.store_sqlite import MIGRATIONS as FIRST_RELEASE
+    from bridge.store.sqlite import MIGRATIONS as FIRST_RELEASE
 
     assert [m.version for m in MIGRATIONS] == list(range(1, CURRENT + 1))
     assert MIGRATIONS[0].statements == FIRST_RELEASE[0].statements

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.store_sqlite import (
+from bridge.store.sqlite import (
     DATA_DIR_ENV,
     _refuse_foreign,
     _schema_version,

@@ -3,7 +3,7 @@
 place; see :mod:`bridge.store.sqlite_schema`).
 
 Why SQLite, and how the file is set up, is as in the first release
-(:mod:`bridge.store_sqlite`): WAL, so readers and the writer never block each
+(:mod:`bridge.store.sqlite`): WAL, so readers and the writer never block each
 other; ``synchronous=NORMAL``, so a commit needs no fsync of its own and a
 killed process loses nothing it committed; ``BEGIN IMMEDIATE`` for every
 write, so two processes writing take turns under the busy timeout instead of
@@ -54,7 +54,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from bridge.store_sqlite import (
+from bridge.store.sqlite import (
     BUSY_TIMEOUT_SECS,
     DATA_DIR_ENV,
     STORE_FILENAME,

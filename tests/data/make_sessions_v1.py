@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import anyio
-
 from bridge.sessions import ConversationKey, TranscriptEntry
 from bridge.store_sqlite import SQLiteStore
 
