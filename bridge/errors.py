@@ -12,7 +12,11 @@ module. All of them, together::
     │                                (exit 2, 126 or 127, like a shell)
     ├── StoreError                   bridge.store.errors: the store cannot be opened,
     │   │                            read or written
-    │   └── StateError               a state value was refused; nothing written (exit 2)
+    │   ├── StateError               a state value was refused; nothing written (exit 2)
+    │   ├── LeaseLost                a lease holder's write after the lease was lost
+    │   ├── NotFound                 no such conversation or approval request
+    │   ├── ReadOnlyStore            a write on a store opened for reading only
+    │   └── SchemaTooNew             the store was written by a newer agentproc
     ├── ConversationError            bridge.conversations.errors: a message the
     │   │                            dispatcher cannot take
     │   ├── Busy                     refused: busy, queue full, user limit, shutting down
