@@ -286,7 +286,7 @@ def bench_dispatch(
     import anyio
 
     from bridge import load_profile, run_turn
-    from bridge.conversations.dispatcher import Dispatcher
+    from bridge.conversations.legacy import Dispatcher
     from bridge.store.sessions import ConversationKey, MemoryStore
     from bridge.turn.bundled import BUNDLED_DIR
 

@@ -26,8 +26,9 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
     from bridge.channels.errors import ChannelError, UsageError
-    from bridge.conversations.dispatcher import Dispatcher, TurnHandle
+    from bridge.conversations.dispatcher import Dispatcher
     from bridge.conversations.errors import Busy, ConversationError
+    from bridge.conversations.legacy import TurnHandle
     from bridge.store.errors import StateError, StoreError
     from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore
     from bridge.store.sqlite import SQLiteStore, open_store
@@ -83,7 +84,7 @@ _HOMES = {
     "TurnResult": "bridge.turn.machine",
     "TurnWarning": "bridge.turn.machine",
     "Dispatcher": "bridge.conversations.dispatcher",
-    "TurnHandle": "bridge.conversations.dispatcher",
+    "TurnHandle": "bridge.conversations.legacy",
     "ConversationKey": "bridge.store.sessions",
     "SessionStore": "bridge.store.sessions",
     "MemoryStore": "bridge.store.sessions",

@@ -245,7 +245,7 @@ class StoreContract:
         clock.advance(1)
         second = await store.open(ConversationKey("http", "bob", ECHO))
         clock.advance(1)
-        await store.add_message(first.id, NewMessage("hi"))
+        await store.reset(first.id)  # activity: a reset (or a turn), not a waiting message
         listed = await store.conversations()
         assert [c.id for c in listed] == [first.id, second.id]
         assert [c.id for c in await store.conversations(channel="http")] == [second.id]
@@ -302,7 +302,7 @@ class StoreContract:
             ids.append(event.id)
         assert ids == [1, 2, 3, 4, 5]
         now = await store.get(conv.id)
-        assert now is not None and (now.last_event, now.updated_at, now.consumed) == (5, T0 + 5, 0)
+        assert now is not None and (now.last_event, now.updated_at, now.consumed) == (5, T0, 0)
         assert [e.id for e in await store.read(conv.id)] == ids
 
     async def test_a_redelivery_writes_nothing(self, store: Store, conv: Conversation) -> None:
@@ -868,11 +868,13 @@ class StoreContract:
         await take_turn(store, running.id, owner="o1")
         await store.claim(leased.id, "o2", lease_secs=1000)
         await store.claim(expired.id, "o3", lease_secs=1)
+        waiting = await store.open(ConversationKey("http", "waiting", ECHO))
+        await store.add_message(waiting.id, NewMessage("still to run"))
         clock.advance(100)
         recent = await store.open(ConversationKey("http", "recent", ECHO))
         assert await store.prune(T0 + 50) == 2
         left = {c.id for c in await store.conversations()}
-        assert left == {running.id, leased.id, recent.id}
+        assert left == {running.id, leased.id, waiting.id, recent.id}, "what waits is kept"
         assert await store.prune(T0 + 50) == 0
 
     async def test_version_moves_with_every_write(self, store: Store, clock: FakeClock) -> None:

@@ -19,7 +19,9 @@ import anyio
 import pytest
 
 from agentproc import wire
-from bridge.conversations.dispatcher import (
+from bridge.conversations.errors import Busy as BusyError
+from bridge.conversations.errors import UnknownProfile
+from bridge.conversations.legacy import (
     Dispatcher,
     DispatchEvent,
     Finished,
@@ -30,8 +32,6 @@ from bridge.conversations.dispatcher import (
     Started,
     Subscription,
 )
-from bridge.conversations.errors import Busy as BusyError
-from bridge.conversations.errors import UnknownProfile
 from bridge.store.errors import StoreError
 from bridge.store.sessions import (
     STATUS_CANCELLED,

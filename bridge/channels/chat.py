@@ -18,7 +18,7 @@ import anyio
 import anyio.abc
 
 from agentproc.wire import PermissionDecision, PermissionRequest
-from bridge.conversations.dispatcher import Busy, Dispatcher, Finished, PartialText, Subscription
+from bridge.conversations.legacy import Busy, Dispatcher, Finished, PartialText, Subscription
 from bridge.errors import BridgeError
 from bridge.store.sessions import ConversationKey, SessionStore
 from bridge.turn.machine import TurnResult

@@ -3,10 +3,12 @@
 ::
 
     ConversationError            a message the dispatcher cannot take (a BridgeError)
-    ├── Busy                     the message was refused and nothing was queued;
-    │                            ``reason`` says why: busy, queue_full, user_limit
-    │                            or shutting_down
-    └── UnknownProfile           the conversation names a profile the bridge lacks (exit 2)
+    ├── Busy                     the message was refused and nothing was written;
+    │                            ``reason`` says why: busy, queue_full, user_limit,
+    │                            bridge_full or shutting_down
+    ├── UnknownRoute             the conversation's route (profile and folder) is not
+    │                            one this dispatcher runs (exit 2)
+    └── UnknownProfile           (the older dispatcher) a profile the bridge lacks (exit 2)
 
 :meth:`~bridge.conversations.dispatcher.Dispatcher.submit` also lets through
 a :class:`~bridge.turn.errors.LaunchError` (nothing to send) and a
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 from bridge.errors import BridgeError
 
 if TYPE_CHECKING:
+    from bridge.store.records import Route
     from bridge.store.sessions import ConversationKey
 
 
@@ -45,7 +48,8 @@ class Busy(ConversationError):
         message: str,
         *,
         reason: str,
-        key: ConversationKey,
+        key: ConversationKey | None = None,
+        conversation: str = "",
         limit: int | None = None,
         active: int | None = None,
         hint: str = "",
@@ -53,6 +57,8 @@ class Busy(ConversationError):
         super().__init__(message, hint=hint)
         self.reason = reason
         self.key = key
+        #: The id of the conversation that refused it.
+        self.conversation = conversation
         self.limit = limit
         self.active = active
 
@@ -73,3 +79,18 @@ class UnknownProfile(ConversationError):
         else:
             hint = "the bridge has no profiles; load one first"
         super().__init__(f"no profile named {name!r}", hint=hint)
+
+
+class UnknownRoute(ConversationError):
+    """The conversation's route (its profile and folder) is not one the
+    dispatcher was given a profile for."""
+
+    exit_code = 2
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        where = f" in {route.cwd}" if route.cwd else ""
+        super().__init__(
+            f"no profile for {route.name or route.profile}{where} in this bridge",
+            hint="open the conversation with the profile it was started with",
+        )

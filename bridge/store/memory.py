@@ -94,7 +94,9 @@ class _MemoryTransaction(Transaction):
         return [
             c
             for c in self.t.conversations.values()
-            if c.updated_at < older_than and not c.running_turn
+            if c.updated_at < older_than
+            and not c.running_turn
+            and not any(cid == c.id for cid, _ in self.t.active)
         ]
 
     def state(self, conversation_id: str) -> Any:

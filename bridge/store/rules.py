@@ -187,8 +187,10 @@ def message_data(message: NewMessage) -> dict[str, Any]:
 
 
 def add_message(conv: Conversation, message: NewMessage, now: float) -> Write:
-    """A person's message joins the conversation's pending messages."""
-    conv = replace(conv, updated_at=now)
+    """A person's message joins the conversation's pending messages. It does
+    not count as activity (``updated_at``): a session goes idle when no turn
+    ran and no reset happened for a while, whatever waits (see
+    :mod:`bridge.store.session_rules`)."""
     return Write(conv, ((MESSAGE, 0, message_data(message)),))
 
 

@@ -137,7 +137,9 @@ class SQLiteTransaction(Transaction):
 
     def idle(self, older_than: float) -> list[Conversation]:
         return self._conversations(
-            "FROM conversations WHERE updated_at < ? AND running_turn = 0", older_than
+            "FROM conversations WHERE updated_at < ? AND running_turn = 0 AND NOT EXISTS "
+            "(SELECT 1 FROM active_messages a WHERE a.conversation_id = conversations.id)",
+            older_than,
         )
 
     def state(self, conversation_id: str) -> Any:
