@@ -13,10 +13,9 @@ compares agentproc with the plain thing it wraps on this machine, right now:
   concurrency   1,000 concurrent 1 s turns in one event loop vs 1,000 Popen'ed sleeps
   memory        peak RSS of `agentproc run` for 100 MB of body, and for one
                 50 MB line without a newline (MiB; the budget is 100)
-  dispatch      200 conversations x 5 turns of the shell echo agent through the
-                Dispatcher (max_running 16) vs the same agent spawned by 16
-                threads with subprocess.run; reported as a THROUGHPUT ratio
-                (ours / baseline, higher is better; the target is a floor)
+
+The conversation log's benchmarks (log-stream, chunk-latency, dispatch,
+store) are in log_bench.py and run from here too.
 
 Times are medians of alternating runs, so both sides see the same machine
 load. ``--quick`` runs fewer rounds (used by the test suite to keep this
@@ -36,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import log_bench  # noqa: E402 - beside this file
+
 PY = sys.executable
 AGENTPROC = str(Path(PY).parent / "agentproc")
 
@@ -46,6 +48,7 @@ LIMITS = {
     "turn-echo": 1.15,
     "stream": 1.3,
     "concurrency": 1.2,
+    "log-stream": 1.3,
 }
 MEMORY_LIMIT_MIB = 100
 
@@ -275,83 +278,6 @@ def bench_concurrency(work: Path, rounds: int, n: int = 1000) -> tuple[float, fl
     return median_pair(base, ours, rounds)
 
 
-def bench_dispatch(
-    rounds: int, convs: int = 200, turns: int = 5, cap: int = 16
-) -> tuple[float, float]:
-    """Seconds for ``convs`` x ``turns`` echo turns: the baseline spawns the
-    agent from ``cap`` threads; ours sends each conversation's turns one after
-    the other through a Dispatcher capped at ``cap`` running turns."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import anyio
-
-    from bridge import load_profile, run_turn
-    from bridge.conversations.legacy import Dispatcher
-    from bridge.store.sessions import ConversationKey, MemoryStore
-    from bridge.turn.bundled import BUNDLED_DIR
-
-    echo = BUNDLED_DIR / "echo"
-    profile = load_profile(echo / "profile-shell.yaml")
-    agent = str(echo / "agent.sh")
-    total = convs * turns
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-
-    def base() -> float:
-        def one(i: int) -> None:
-            out = subprocess.run(
-                [agent], env={**env, "AGENT_MESSAGE": f"m{i}"}, capture_output=True, check=True
-            )
-            assert out.stdout == f"You said: m{i}\n".encode(), out
-
-        def go() -> None:
-            with ThreadPoolExecutor(cap) as pool:
-                list(pool.map(one, range(total)))
-
-        return timed(go)
-
-    def ours() -> float:
-        async def go() -> None:
-            store = MemoryStore()
-            async with Dispatcher(store, {"echo": profile}, max_running=cap) as dispatcher:
-
-                async def conversation(c: int) -> None:
-                    key = ConversationKey("bench", f"c{c}", "echo")
-                    for t in range(turns):
-                        handle = await dispatcher.submit(key, f"m{t}")
-                        result = await handle.result()
-                        assert result.reply == f"You said: m{t}", result
-
-                async with anyio.create_task_group() as tg:
-                    for c in range(convs):
-                        tg.start_soon(conversation, c)
-            assert sum(c.turn_count for c in await store.conversations()) == total
-
-        return timed(lambda: anyio.run(go))
-
-    def turns_alone() -> float:
-        # The same turns through run_turn with a plain limiter and no
-        # dispatcher: what the layers below cost, so the dispatcher's own
-        # share of the gap can be read off.
-        async def go() -> None:
-            limiter = anyio.CapacityLimiter(cap)
-
-            async def conversation() -> None:
-                for t in range(turns):
-                    async with limiter:
-                        result = await run_turn(profile, f"m{t}", cancel=anyio.Event())
-                        assert result.reply == f"You said: m{t}", result
-
-            async with anyio.create_task_group() as tg:
-                for _ in range(convs):
-                    tg.start_soon(conversation)
-
-        return timed(lambda: anyio.run(go))
-
-    base_time, ours_time = median_pair(base, ours, rounds)
-    FLOORS["dispatch"] = statistics.median(turns_alone() for _ in range(rounds))
-    return base_time, ours_time
-
-
 def peak_rss_mib(argv: list[str]) -> float:
     """Peak RSS of a command and the children it waited for, in MiB."""
     pid = os.fork()
@@ -387,44 +313,12 @@ def bench_memory(work: Path) -> tuple[float, float]:
     )
 
 
-def bench_store(work: Path, turns: int = 2000, convs: int = 10) -> tuple[float, float]:
-    """The session store's cost per turn (get + record_turn), in seconds:
-    (MemoryStore, SQLiteStore on a file)."""
-    import anyio
-
-    from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore, TranscriptEntry
-    from bridge.store.sqlite import SQLiteStore
-
-    async def loop(store: SessionStore) -> float:
-        keys = [ConversationKey("bench", f"c{i}", "echo") for i in range(convs)]
-        for key in keys:  # create the rows first
-            await store.record_turn(
-                key, TranscriptEntry(0, "warm"), captured_session="s", status="ok"
-            )
-        start = time.perf_counter()
-        for i in range(turns):
-            key = keys[i % convs]
-            conv = await store.get(key)
-            number = conv.turn_count + 1 if conv else 1
-            entry = TranscriptEntry(number, "hello " * 20, reply="You said: hello", duration_ms=9)
-            await store.record_turn(
-                key, entry, captured_session=f"s{i}" if i % 2 else None, status="ok"
-            )
-        return (time.perf_counter() - start) / turns
-
-    async def sqlite() -> float:
-        async with SQLiteStore(work / "bench-sessions.db") as store:
-            return await loop(store)
-
-    return anyio.run(loop, MemoryStore()), anyio.run(sqlite)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small sizes")
     parser.add_argument(
         "--only",
-        choices=[*LIMITS, "memory", "store", *THROUGHPUT_FLOORS],
+        choices=[*LIMITS, "memory", "chunk-latency", "store", *THROUGHPUT_FLOORS],
         help="run one benchmark",
     )
     args = parser.parse_args()
@@ -442,6 +336,7 @@ def main() -> int:
             "concurrency": lambda: bench_concurrency(
                 work, 1 if args.quick else 3, 50 if args.quick else 1000
             ),
+            "log-stream": lambda: log_bench.bench_log_stream(work, 1 if args.quick else 3),
         }
         print(f"{'benchmark':<13} {'baseline':>10} {'agentproc':>10} {'ratio':>7} {'limit':>6}")
         for name, fn in benches.items():
@@ -473,17 +368,24 @@ def main() -> int:
                         f"memory        {label}: peak {mib:.1f} MiB "
                         f"(budget {MEMORY_LIMIT_MIB}){'' if ok else '  OVER'}"
                     )
-        if not args.only or args.only == "store":
-            memory, sqlite = bench_store(work, 200 if args.quick else 2000)
+        if not args.only or args.only == "chunk-latency":
+            p50, p99 = log_bench.bench_chunk_latency(work, 100 if args.quick else 500)
             print(
-                f"store         per turn (get + record_turn): SQLite {sqlite * 1e6:.0f} us, "
-                f"in memory {memory * 1e6:.0f} us"
+                f"chunk-latency agent write to subscriber: p50 {p50 * 1000:.2f} ms, "
+                f"p99 {p99 * 1000:.2f} ms (target p99 < 5 ms on an idle machine)"
             )
+        if not args.only or args.only == "store":
+            costs = log_bench.bench_store(work, 100 if args.quick else 1000)
+            for kind, (turn, event) in costs.items():
+                print(
+                    f"store         {kind:<6} per turn (message, claim, take, start, complete, "
+                    f"release) {turn * 1e6:.0f} us; per appended event {event * 1e6:.0f} us"
+                )
         if not args.only or args.only == "dispatch":
             convs = 40 if args.quick else 200
             # Five rounds: one event loop feels other load on the machine more
             # than 16 threads do, so single runs scatter.
-            base, ours = bench_dispatch(1 if args.quick else 5, convs=convs)
+            base, ours, alone = log_bench.bench_dispatch(1 if args.quick else 5, convs=convs)
             throughput = base / ours
             floor = THROUGHPUT_FLOORS["dispatch"]
             ok = throughput >= floor
@@ -493,7 +395,6 @@ def main() -> int:
                 f"throughput ours/baseline {throughput:.2f}x (higher is better, "
                 f"floor {floor:.2f}x){'' if ok else '  UNDER'}"
             )
-            alone = FLOORS["dispatch"]
             print(
                 f"{'':<13} run_turn alone, same concurrency: {alone:.2f}s "
                 f"(throughput {base / alone:.2f}x of baseline); the dispatcher's own cost is "

@@ -83,7 +83,9 @@ PermissionHandler = Callable[
 @dataclass(frozen=True, slots=True)
 class Submitted:
     """A message accepted into the log. ``duplicate``: it had been delivered
-    before (same platform id); the stored event came back, nothing was added."""
+    before (same platform id); the stored event came back, nothing was added.
+    ``conversation`` is the one it went to, as opened (its identity and id;
+    read the store for its state now)."""
 
     conversation: Conversation
     message: Event
@@ -138,6 +140,7 @@ class Dispatcher:
         self.hub.observers.append(self._approvals.observe)
         self.hub.observers.append(self._observe)
         self._served: set[str] = set()
+        self._known: dict[str, Conversation] = {}
         self._lanes: dict[str, anyio.Event] = {}  # conversation -> its lane's wake-up
         self._jobs: dict[str, Job] = {}
         self._limiter: anyio.CapacityLimiter | None = None
@@ -211,6 +214,7 @@ class Dispatcher:
         self.hub.publish(await self.store.recover(conv.id))
         await self.hub.refresh(conv.id)
         self._served.add(conv.id)
+        self._known[conv.id] = conv
         if conv.consumed < self.hub.known(conv.id):
             self._kick(conv.id)
         return conv
@@ -331,12 +335,18 @@ class Dispatcher:
         )
 
     async def _conversation(self, conversation_id: str) -> Conversation:
+        """The conversation as this dispatcher knows it (its identity never
+        changes; for its current state read the store)."""
+        conv = self._known.get(conversation_id)
+        if conv is not None:
+            return conv
         conv = await self.store.get(conversation_id)
         if conv is None:
             raise NotFound(
                 f"no conversation {conversation_id!r} in this store",
                 hint="agentproc sessions list shows the conversations and their ids",
             )
+        self._known[conv.id] = conv
         return conv
 
     async def _cancel(self, conversation_id: str, *, by: str, drop: bool, reason: str) -> Event:

@@ -117,8 +117,10 @@ class Hub:
         return conv
 
     def _wake(self, conv: _Conv) -> None:
-        conv.changed.set()
-        conv.changed = anyio.Event()
+        # Readers replace a set event before they look again (see
+        # Subscription.__anext__), so a burst of chunks costs one set().
+        if not conv.changed.is_set():
+            conv.changed.set()
 
     def known(self, conversation_id: str) -> int:
         """The last stored event id this hub knows of for the conversation."""
@@ -185,8 +187,11 @@ class Hub:
     ) -> AsyncIterator[Subscription]:
         """Read the conversation's events after ``after``: an event id, a
         :class:`Cursor` a reader kept, or None for from now on."""
+        known = conversation_id in self._convs
         conv = self._conv(conversation_id)
-        await self.refresh(conversation_id)
+        if after is None or not known:
+            # Later writes by other processes arrive through the poller.
+            await self.refresh(conversation_id)
         if after is None:
             after = conv.last
         cursor = after if isinstance(after, Cursor) else Cursor(after)
@@ -243,6 +248,8 @@ class Subscription:
             if self.closed:
                 raise StopAsyncIteration
             conv = self.hub._conv(self.conversation_id)
+            if conv.changed.is_set():
+                conv.changed = anyio.Event()
             changed = conv.changed
             if self.position < conv.last:
                 await self._catch_up(conv)
@@ -313,6 +320,8 @@ class Subscription:
         self._ready.append(event)
 
     def _take_live(self, live: _Live) -> bool:
+        """Hand out the live text not seen yet: each chunk as it arrives, or,
+        for a reader that fell behind, what piled up as one event."""
         seen = self._seen.get(live.turn, 0)
         if live.end <= seen:
             return False
@@ -320,25 +329,21 @@ class Subscription:
         # Skip chunks already handed out as stored text.
         while index < len(live.ends) and live.ends[index] <= seen:
             index += 1
-        now = time.time()
-        while index < len(live.chunks):
-            text = live.chunks[index]
-            start = live.ends[index] - len(text)
-            if start < seen:
-                text, start = text[seen - start :], seen
-            self._ready.append(
-                Event(
-                    self.conversation_id,
-                    self.position,
-                    TURN_PARTIAL,
-                    live.turn,
-                    now,
-                    {"text": text, "offset": start},
-                    live=True,
-                )
+        start = live.ends[index] - len(live.chunks[index])
+        text = "".join(live.chunks[index:])
+        if start < seen:
+            text, start = text[seen - start :], seen
+        self._ready.append(
+            Event(
+                self.conversation_id,
+                self.position,
+                TURN_PARTIAL,
+                live.turn,
+                time.time(),
+                {"text": text, "offset": start},
+                live=True,
             )
-            seen = live.ends[index]
-            index += 1
-        self._chunk[live.turn] = index
-        self._seen[live.turn] = seen
+        )
+        self._chunk[live.turn] = len(live.chunks)
+        self._seen[live.turn] = live.end
         return True
