@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -453,6 +454,7 @@ async def test_approvals_are_log_events_answered_by_id(tmp_path: Path) -> None:
                 if event.type == TURN_PERMISSION:
                     allow = event.data["tool"] == "Bash"
                     assert event.data["input"] == {"n": 1 if allow else 2}
+                    assert event.data["deadline"] > time.time() + 10, "the turn's own deadline"
                     await d.answer(conv.id, event.id, allow=allow, by="alice")
                     late = await d.answer(conv.id, event.id, allow=True, by="bob")
                     assert late is None, "the first answer wins"

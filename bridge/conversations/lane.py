@@ -7,6 +7,8 @@ admits messages and routes events; a lane runs one conversation's turns.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -15,6 +17,7 @@ from agentproc import wire
 from bridge.store.records import TURN_PARTIAL, TURN_PERMISSION, Conversation, Event
 from bridge.store.session_rules import session_to_resume, status_of
 from bridge.turn.machine import EXIT_CANCELLED, TurnResult
+from bridge.turn.profile import Profile
 from bridge.turn.runner import PermissionAnswer, run_turn
 
 from . import policies
@@ -182,7 +185,7 @@ async def _execute(
                     from_user=users[0] if users else "",
                     attachments=files,
                     on_partial=on_partial,
-                    on_permission=_asker(d, job, writer),
+                    on_permission=_asker(d, job, writer, _deadline(profile)),
                     cancel=job.cancel,
                 )
                 job.fire("exited")
@@ -228,14 +231,29 @@ def _partial_writer(d: Dispatcher, job: Job) -> Any:
     return write
 
 
-def _asker(d: Dispatcher, job: Job, writer: PartialWriter) -> Any:
+def _deadline(profile: Profile) -> Callable[[], float | None]:
+    """When a permission request asked now will be denied unanswered (wall
+    clock): the profile's permission timeout, never past the turn's own."""
+    turn_ends = time.time() + profile.timeout_secs if profile.timeout_secs else None
+
+    def deadline() -> float | None:
+        wait = profile.permission_timeout_secs
+        ends = [t for t in (turn_ends, time.time() + wait if wait else None) if t is not None]
+        return min(ends) if ends else None
+
+    return deadline
+
+
+def _asker(
+    d: Dispatcher, job: Job, writer: PartialWriter, deadline: Callable[[], float | None]
+) -> Any:
     async def ask(request: wire.PermissionRequest) -> PermissionAnswer:
         await writer.flush()
         data = {
             "tool": request.tool,
             "input": request.input,
             "description": request.description,
-            "deadline": None,
+            "deadline": deadline(),
             "request_id": request.id,
             "tool_use_id": request.tool_use_id,
         }
