@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -11,6 +12,14 @@ import pytest
 
 AGENTS = Path(__file__).parent / "agents"
 PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parent.parent
+
+# The commands and SDK agents the tests start import this checkout's code, also
+# when the venv's editable install points at another checkout (a git worktree
+# sharing one venv): PYTHONPATH comes before the editable install's finder.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 @pytest.fixture
