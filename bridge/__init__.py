@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore
     from bridge.store.sqlite import SQLiteStore, open_store
     from bridge.turn.errors import LaunchError, ProfileError, ProfileNotFoundError, TurnError
-    from bridge.turn.launch import LaunchPlan, build_plan, preflight
+    from bridge.turn.launch import LaunchPlan, build_plan
+    from bridge.turn.launch_check import preflight
     from bridge.turn.machine import (
         ErrorReported,
         Event,
@@ -69,7 +70,7 @@ _HOMES = {
     "UsageError": "bridge.channels.errors",
     "LaunchPlan": "bridge.turn.launch",
     "build_plan": "bridge.turn.launch",
-    "preflight": "bridge.turn.launch",
+    "preflight": "bridge.turn.launch_check",
     "Profile": "bridge.turn.profile",
     "load_profile": "bridge.turn.profile",
     "run_plan": "bridge.turn.runner",

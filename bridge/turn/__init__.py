@@ -6,7 +6,9 @@ What lives here, bottom up:
   ``profile_reference``, ``profile_files``), the cache of validated profiles
   (``profile_cache``) and the profiles bundled with the package (``bundled``);
 - the launch plan: a profile and one turn's input expanded into argv, cwd and
-  environment, and the checks before spawning (``launch``, ``attachments``);
+  environment (``launch``, with the size limits and inheritance rules in
+  ``launch_env``), and the checks before spawning (``launch_check``,
+  ``attachments``);
 - the sans-IO state machine of a turn: bytes in, typed events out, a
   :class:`TurnResult` at the end (``machine``);
 - the process layer, the only code that spawns, reads and kills processes
