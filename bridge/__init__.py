@@ -6,6 +6,10 @@ The library surface::
     profile = load_profile("profiles/echo")
     result = await run_turn(profile, "hello")
 
+A :class:`TurnRequest` writes a turn's inputs down once (it is what the log
+stores and what the HTTP API accepts); ``await run_request(profile, request)``
+runs it.
+
 One subpackage per layer; imports only point down this list:
 
 1. :mod:`bridge.turn` — one turn: profiles, the launch plan, the state
@@ -47,7 +51,8 @@ if TYPE_CHECKING:
         TurnWarning,
     )
     from bridge.turn.profile import Profile, load_profile
-    from bridge.turn.runner import run_plan, run_turn
+    from bridge.turn.request import TurnRequest
+    from bridge.turn.runner import run_plan, run_request, run_turn
 
     from .errors import BridgeError
 
@@ -73,7 +78,9 @@ _HOMES = {
     "preflight": "bridge.turn.launch_check",
     "Profile": "bridge.turn.profile",
     "load_profile": "bridge.turn.profile",
+    "TurnRequest": "bridge.turn.request",
     "run_plan": "bridge.turn.runner",
+    "run_request": "bridge.turn.runner",
     "run_turn": "bridge.turn.runner",
     "ErrorReported": "bridge.turn.machine",
     "Event": "bridge.turn.machine",
@@ -134,6 +141,7 @@ __all__ = [
     "Turn",
     "TurnError",
     "TurnHandle",
+    "TurnRequest",
     "TurnResult",
     "TurnWarning",
     "UsageError",
@@ -143,5 +151,6 @@ __all__ = [
     "open_store",
     "preflight",
     "run_plan",
+    "run_request",
     "run_turn",
 ]

@@ -44,6 +44,7 @@ from bridge.turn.errors import ProfileNotFoundError
 from bridge.turn.launch import build_plan
 from bridge.turn.machine import TurnResult
 from bridge.turn.profile import load_profile
+from bridge.turn.request import TurnRequest
 
 
 def check_session(case: Case, result: TurnResult) -> None:
@@ -686,7 +687,7 @@ def test_llm_gets_only_the_variables_its_profile_allows(
 ) -> None:
     plan = build_plan(
         load_profile(BUNDLED_DIR / "llm"),
-        "hi",
+        TurnRequest("hi"),
         environ={"LLM_MODEL": "m", "OPENAI_API_KEY": "k", "NOT_ALLOWED": "secret"},
     )
     assert plan.env["LLM_MODEL"] == "m" and plan.env["OPENAI_API_KEY"] == "k"

@@ -77,6 +77,7 @@ BRIDGE_EXPECTED = [
     "Turn",
     "TurnError",
     "TurnHandle",
+    "TurnRequest",
     "TurnResult",
     "TurnWarning",
     "UsageError",
@@ -86,6 +87,7 @@ BRIDGE_EXPECTED = [
     "open_store",
     "preflight",
     "run_plan",
+    "run_request",
     "run_turn",
 ]
 

@@ -15,6 +15,7 @@ from agentproc import wire
 from bridge.turn.errors import LaunchError, ProfileError
 from bridge.turn.launch import MAX_ARG_STRLEN, LaunchPlan, arg_max, build_plan, preflight
 from bridge.turn.profile import Profile, load_profile
+from bridge.turn.request import TurnRequest
 
 #: A small bridge environment: infra variables, a secret and allowlist candidates.
 ENVIRON = {
@@ -37,9 +38,17 @@ def profile_at(folder: Path, text: str) -> Profile:
     return load_profile(path)
 
 
-def plan_for(folder: Path, text: str, message: str = "hi", **kwargs: object) -> LaunchPlan:
-    kwargs.setdefault("environ", ENVIRON)
-    return build_plan(profile_at(folder, text), message, **kwargs)  # type: ignore[arg-type]
+def plan_for(
+    folder: Path,
+    text: str,
+    message: str = "hi",
+    *,
+    environ: dict[str, str] = ENVIRON,
+    **request: object,
+) -> LaunchPlan:
+    """The plan of ``text`` for the turn of ``message`` and ``request``'s other inputs."""
+    turn = TurnRequest(message, **request)  # type: ignore[arg-type]
+    return build_plan(profile_at(folder, text), turn, environ=environ)
 
 
 # --- turn input ----------------------------------------------------------------------
@@ -224,7 +233,7 @@ def test_any_message_arrives_verbatim(
         stdin: message
         """,
     )
-    plan = build_plan(profile, message, session_name=message, environ=ENVIRON)
+    plan = build_plan(profile, TurnRequest(message, session_name=message), environ=ENVIRON)
     assert plan.argv == ("./agent", message, f"x{message}y", "/home/ada")
     assert plan.env["COPY"] == message
     assert plan.env[wire.ENV_MESSAGE] == message
@@ -331,7 +340,7 @@ def test_inherit_all(tmp_path: Path) -> None:
 def test_default_environ_is_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTPROC_TEST_SECRET", "x")
     monkeypatch.setenv("PATH", "/somewhere")
-    plan = build_plan(profile_at(tmp_path, "command: ./agent"), "hi")
+    plan = build_plan(profile_at(tmp_path, "command: ./agent"), TurnRequest("hi"))
     assert plan.env["PATH"] == "/somewhere"
     assert "AGENTPROC_TEST_SECRET" not in plan.env
 
@@ -341,7 +350,9 @@ def test_agentproc_debug_reaches_the_agent(tmp_path: Path, inherit: str) -> None
     """The SDK's failure note says `set AGENTPROC_DEBUG=1`; set for the bridge, it works."""
     environ = {**ENVIRON, wire.ENV_DEBUG: "1", wire.ENV_HOME: "/elsewhere"}
     plan = build_plan(
-        profile_at(tmp_path, f"command: ./agent\nenv_inherit: {inherit}"), "hi", environ=environ
+        profile_at(tmp_path, f"command: ./agent\nenv_inherit: {inherit}"),
+        TurnRequest("hi"),
+        environ=environ,
     )
     assert plan.env[wire.ENV_DEBUG] == "1"
     if inherit != "all":
@@ -361,7 +372,7 @@ def test_precedence_profile_env_then_extra_env_then_turn(tmp_path: Path) -> None
           A: profile
           B: profile
         """,
-        extra_env={"B": "cli", "C": "cli"},
+        env={"B": "cli", "C": "cli"},
     )
     assert plan.env["PATH"] == "/opt/bin"
     assert (plan.env["A"], plan.env["B"], plan.env["C"]) == ("profile", "cli", "cli")
@@ -369,21 +380,21 @@ def test_precedence_profile_env_then_extra_env_then_turn(tmp_path: Path) -> None
 
 
 def test_extra_env_is_taken_literally(tmp_path: Path) -> None:
-    plan = plan_for(tmp_path, "command: ./agent", extra_env={"X": "{{MESSAGE}} ${HOME} $$"})
+    plan = plan_for(tmp_path, "command: ./agent", env={"X": "{{MESSAGE}} ${HOME} $$"})
     assert plan.env["X"] == "{{MESSAGE}} ${HOME} $$"
 
 
 @pytest.mark.parametrize("name", [wire.ENV_MESSAGE, wire.ENV_SESSION_ID, wire.ENV_PERMISSION])
 def test_extra_env_cannot_set_turn_variables(tmp_path: Path, name: str) -> None:
     with pytest.raises(LaunchError, match=f"--env cannot set {name}") as info:
-        plan_for(tmp_path, "command: ./agent", extra_env={name: "x"})
+        plan_for(tmp_path, "command: ./agent", env={name: "x"})
     assert info.value.exit_code == 2
 
 
 @pytest.mark.parametrize("name", ["", "A-B", "1X", "A=B"])
 def test_extra_env_name_must_be_valid(tmp_path: Path, name: str) -> None:
     with pytest.raises(LaunchError, match="invalid environment variable name"):
-        plan_for(tmp_path, "command: ./agent", extra_env={name: "x"})
+        plan_for(tmp_path, "command: ./agent", env={name: "x"})
 
 
 # --- cwd -------------------------------------------------------------------------------------
@@ -415,7 +426,7 @@ def test_profile_not_from_a_file_runs_in_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    plan = build_plan(Profile(command="./agent", cwd="sub"), "hi", environ=ENVIRON)
+    plan = build_plan(Profile(command="./agent", cwd="sub"), TurnRequest("hi"), environ=ENVIRON)
     assert plan.cwd == str(tmp_path / "sub")
 
 
@@ -428,7 +439,7 @@ def test_profile_not_from_a_file_runs_in_current_directory(
         ({"message": "a\0b"}, "the message"),
         ({"session_name": "a\0"}, "the session name"),
         ({"from_user": "\0"}, "the from-user name"),
-        ({"extra_env": {"K": "v\0"}}, "the --env value for K"),
+        ({"env": {"K": "v\0"}}, "the --env value for K"),
         ({"cwd": "/tmp/a\0b"}, "the working directory (--cwd)"),
         ({"attachments": [wire.Attachment("file", "https://x/\0")]}, "the url of an attachment"),
     ],
@@ -450,7 +461,9 @@ def test_lone_surrogate_is_refused(tmp_path: Path) -> None:
 
 def test_nul_from_environment_variable(tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="NUL"):
-        build_plan(profile_at(tmp_path, "command: ./agent"), "hi", environ={"HOME": "a\0"})
+        build_plan(
+            profile_at(tmp_path, "command: ./agent"), TurnRequest("hi"), environ={"HOME": "a\0"}
+        )
 
 
 # Sizes: "AGENT_MESSAGE=" + message + NUL must fit in MAX_ARG_STRLEN.
@@ -500,18 +513,18 @@ def test_flag_is_set_when_the_total_is_too_large(tmp_path: Path) -> None:
     count = arg_max() // len(chunk)
     extra = {f"BIG_{i}": chunk for i in range(count - 2)}
     message = "m" * (MAX_ARG_STRLEN - 100)
-    plan = plan_for(tmp_path, "command: ./agent\nstdin: message", message, extra_env=extra)
+    plan = plan_for(tmp_path, "command: ./agent\nstdin: message", message, env=extra)
     assert wire.ENV_MESSAGE not in plan.env
     assert plan.env[wire.ENV_MESSAGE_ON_STDIN] == "1"
     assert plan.stdin_data == message.encode()
     with pytest.raises(LaunchError) as info:
-        plan_for(tmp_path, "command: ./agent", message, extra_env=extra)
+        plan_for(tmp_path, "command: ./agent", message, env=extra)
     assert "stdin: message" in info.value.hint
 
 
 def test_the_flag_cannot_be_set_by_a_profile_or_the_command_line(tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="--env cannot set AGENT_MESSAGE_ON_STDIN"):
-        plan_for(tmp_path, "command: ./agent", extra_env={wire.ENV_MESSAGE_ON_STDIN: "1"})
+        plan_for(tmp_path, "command: ./agent", env={wire.ENV_MESSAGE_ON_STDIN: "1"})
     path = tmp_path / "p.yaml"
     path.write_text("command: ./agent\nenv:\n  AGENT_MESSAGE_ON_STDIN: '1'\n")
     with pytest.raises(ProfileError, match="set by the bridge for every turn"):
@@ -536,7 +549,7 @@ def test_total_size_too_large(tmp_path: Path) -> None:
     chunk = "v" * (MAX_ARG_STRLEN // 2)
     extra = {f"BIG_{i}": chunk for i in range(arg_max() // len(chunk) + 2)}
     with pytest.raises(LaunchError, match=r"together are \d+ bytes, more than this system allows"):
-        plan_for(tmp_path, "command: ./agent", extra_env=extra)
+        plan_for(tmp_path, "command: ./agent", env=extra)
 
 
 # --- a real process --------------------------------------------------------------------------
@@ -556,7 +569,7 @@ def test_plan_runs_a_real_process(tmp_path: Path) -> None:
         """,
     )
     message = "two words, {{SESSION_ID}} and ${HOME} — ünïcode"
-    plan = build_plan(profile, message)
+    plan = build_plan(profile, TurnRequest(message))
     preflight(plan)
     done = subprocess.run(
         plan.argv,
@@ -693,7 +706,9 @@ def test_preflight_script_present(tmp_path: Path) -> None:
 )
 def test_preflight_does_not_guess_when_unsure(tmp_path: Path, args: list[str]) -> None:
     plan = build_plan(
-        Profile(command=sys.executable, args=args, cwd=str(tmp_path)), "hi", environ=ENVIRON
+        Profile(command=sys.executable, args=args, cwd=str(tmp_path)),
+        TurnRequest("hi"),
+        environ=ENVIRON,
     )
     assert preflight(plan) == sys.executable
 
@@ -723,13 +738,13 @@ def test_reference_profile_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     here.mkdir()
     monkeypatch.chdir(here)
     profile = load_profile(folder)
-    plan = build_plan(profile, "hi", environ=ENVIRON)
+    plan = build_plan(profile, TurnRequest("hi"), environ=ENVIRON)
     assert plan.cwd == str(here) and plan.env["PWD"] == str(here)
     assert plan.include_stderr_in_reply is True
     assert plan.warnings == profile.load_warnings
     (warning,) = plan.warnings
     assert "maintainer (line 2)" in warning
-    again = build_plan(profile, "hi", environ=ENVIRON)
+    again = build_plan(profile, TurnRequest("hi"), environ=ENVIRON)
     assert again.warnings == plan.warnings, "every plan carries them; a plan is not stateful"
-    explicit = build_plan(profile, "hi", cwd=tmp_path, environ=ENVIRON)
+    explicit = build_plan(profile, TurnRequest("hi", cwd=tmp_path), environ=ENVIRON)
     assert explicit.cwd == str(tmp_path), "--cwd still wins"

@@ -22,6 +22,7 @@ import test_lifecycle as lifecycle
 
 from bridge import TurnResult, load_profile
 from bridge.turn.launch import build_plan
+from bridge.turn.request import TurnRequest
 from bridge.turn.runner_sync import blocking_ok, run_plan_blocking, run_turn_blocking
 
 
@@ -129,7 +130,7 @@ def test_permission_request_without_channel_warns(py_agent: Callable[..., Path])
 
 def test_a_permission_channel_needs_the_event_loop(py_agent: Callable[..., Path]) -> None:
     profile = load_profile(py_agent("permission_asker.py", permission=True))
-    plan = build_plan(profile, "go")
+    plan = build_plan(profile, TurnRequest("go"))
     assert not blocking_ok(plan)
     with pytest.raises(ValueError, match="event-loop"):
         run_plan_blocking(plan)

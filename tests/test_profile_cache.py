@@ -14,6 +14,7 @@ from bridge.turn.errors import ProfileError
 from bridge.turn.launch import build_plan
 from bridge.turn.profile import Profile, load_profile
 from bridge.turn.profile_cache import ProfileView, cache_dir, load_profile_cached
+from bridge.turn.request import TurnRequest
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +65,9 @@ def test_a_view_plans_the_same_turn_as_the_profile(make_profile: Callable[..., P
     load_profile_cached(path)
     view = load_profile_cached(path)
     assert isinstance(view, ProfileView)
-    kw = {"session_id": "s1", "environ": {"HOME": "/home/ada", "PATH": "/bin"}}
-    assert build_plan(view, "hi", **kw) == build_plan(model, "hi", **kw)  # type: ignore[arg-type]
+    turn = TurnRequest("hi", session_id="s1")
+    environ = {"HOME": "/home/ada", "PATH": "/bin"}
+    assert build_plan(view, turn, environ=environ) == build_plan(model, turn, environ=environ)
 
 
 def test_an_edited_file_is_validated_again(make_profile: Callable[..., Path]) -> None:
@@ -161,8 +163,8 @@ def test_a_reference_format_profile_keeps_its_notes_and_folder_rule(tmp_path: Pa
     assert view.load_warnings == model.load_warnings != ()
     assert "version" in view.load_warnings[0]
     environ = {"PATH": "/bin"}
-    plan_view = build_plan(view, "x", environ=environ)  # type: ignore[arg-type]
-    assert plan_view == build_plan(model, "x", environ=environ)
+    plan_view = build_plan(view, TurnRequest("x"), environ=environ)
+    assert plan_view == build_plan(model, TurnRequest("x"), environ=environ)
     assert plan_view.cwd == os.getcwd()
 
 

@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from agentproc.wire import Attachment
 from bridge.turn.attachments import URL_EXAMPLES, url_problem
+from bridge.turn.request import TurnRequest
 
 from .errors import BatchInputError, BatchOutputError, UsageError
 
@@ -85,6 +86,19 @@ class BatchItem:
     @property
     def key(self) -> str:
         return id_key(self.id)
+
+    def request(self, *, timeout: float | None = None, cwd: str | None = None) -> TurnRequest:
+        """The turn of this item: its message, session and attachments, streaming
+        off (a batch keeps only the final reply), with the run's ``--timeout``
+        and ``--cwd``."""
+        return TurnRequest(
+            self.message,
+            session_id=self.session_id,
+            attachments=self.attachments,
+            cwd=cwd,
+            timeout=timeout,
+            streaming=False,
+        )
 
 
 @dataclass(slots=True)
@@ -554,7 +568,7 @@ class BatchRun:
             self.progress.draw(force=force)
 
     async def _worker(self, queue: Iterator[BatchItem], stop: anyio.Event) -> None:
-        from bridge.turn.runner import run_turn
+        from bridge.turn.runner import run_request
 
         while not stop.is_set():
             # Handing out the next item is synchronous: no two workers get the same one.
@@ -564,16 +578,8 @@ class BatchRun:
             self.running += 1
             self._draw()
             try:
-                result = await run_turn(
-                    self.profile,
-                    item.message,
-                    session_id=item.session_id,
-                    attachments=item.attachments,
-                    cancel=stop,
-                    timeout=self.timeout,
-                    streaming=False,
-                    cwd=self.cwd,
-                )
+                request = item.request(timeout=self.timeout, cwd=self.cwd)
+                result = await run_request(self.profile, request, cancel=stop)
             finally:
                 self.running -= 1
             if result.cancelled:

@@ -200,15 +200,7 @@ def _preflight(prof: Profile, item: BatchItem, timeout: float | None, cwd: str |
     from bridge.turn.launch import build_plan, preflight
 
     try:
-        plan = build_plan(
-            prof,
-            item.message,
-            session_id=item.session_id,
-            attachments=item.attachments,
-            timeout=timeout,
-            streaming=False,
-            cwd=cwd,
-        )
+        plan = build_plan(prof, item.request(timeout=timeout, cwd=cwd))
     except LaunchError:
         return  # a problem of this item's own input: it fails alone when it runs
     try:

@@ -15,11 +15,14 @@ import click
 from agentproc import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
     from bridge.turn.errors import LaunchError
     from bridge.turn.machine import TurnResult
     from bridge.turn.profile import Profile
     from bridge.turn.profile_cache import ProfileView
+    from bridge.turn.request import TurnRequest
 
 
 def _fail(message: str, code: int, hint: str = "") -> NoReturn:
@@ -173,6 +176,7 @@ def run(
     from bridge.errors import BridgeError
     from bridge.turn.bundled import load_profile_arg
     from bridge.turn.machine import failed_result
+    from bridge.turn.request import TurnRequest
 
     # The profile is loaded, and its command looked up, before the message is
     # read: nobody types a long message into --stdin for an agent that cannot start.
@@ -200,31 +204,31 @@ def run(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    turn_options: dict[str, Any] = {
-        "session_id": session_id,
-        "session_name": session_name,
-        "from_user": from_user,
-        "attachments": attachments,
-        "on_partial": None if as_json else on_partial,
-        "cwd": cwd,
-        "timeout": timeout,
-        "streaming": False if no_stream else None,
-    }
+    request = TurnRequest(
+        message,
+        session_id=session_id,
+        session_name=session_name,
+        from_user=from_user,
+        attachments=attachments,
+        cwd=cwd,
+        env=extra_env,
+        timeout=timeout,
+        streaming=False if no_stream else None,
+    )
+    show = None if as_json else on_partial
     if prof.permission:
-        result = _run_with_permission(prof, message, turn_options, extra_env, from_stdin, as_json)
+        result = _run_with_permission(prof, request, show, from_stdin, as_json)
     else:
         # Nothing to answer while the agent runs: no event loop needed, which
         # saves most of this command's start-up time.
-        from bridge.turn.runner_sync import run_turn_blocking
+        from bridge.turn.runner_sync import run_request_blocking
 
         def on_signal(count: int) -> None:
             if count == 1 and not as_json:
                 sys.stderr.write("\nagentproc: cancelling (again to kill now)\n")
                 sys.stderr.flush()
 
-        result = run_turn_blocking(
-            prof, message, extra_env=extra_env, on_signal=on_signal, **turn_options
-        )
+        result = run_request_blocking(prof, request, on_partial=show, on_signal=on_signal)
     if as_json:
         _print_json(result)
     else:
@@ -234,9 +238,8 @@ def run(
 
 def _run_with_permission(
     prof: Profile | ProfileView,
-    message: str,
-    turn_options: dict[str, Any],
-    extra_env: dict[str, str],
+    request: TurnRequest,
+    on_partial: Callable[[str], None] | None,
     from_stdin: bool,
     as_json: bool,
 ) -> TurnResult:
@@ -247,8 +250,6 @@ def _run_with_permission(
     from bridge.channels.terminal import StdinLines, ask_permission, deny_without_terminal
     from bridge.turn.machine import failed_result
 
-    session_id = turn_options["session_id"]
-
     async def on_permission(req: PermissionRequest) -> PermissionDecision:
         if from_stdin:
             return deny_without_terminal(req, "stdin carried the message")
@@ -257,7 +258,7 @@ def _run_with_permission(
         return await ask_permission(StdinLines(), req)
 
     async def go() -> TurnResult:
-        from bridge.turn.runner import run_turn
+        from bridge.turn.runner import run_request
 
         cancel = anyio.Event()
         turn_scope = anyio.CancelScope()
@@ -281,17 +282,14 @@ def _run_with_permission(
         async with anyio.create_task_group() as tg:
             await tg.start(watch_signals)
             with turn_scope:
-                result = await run_turn(
-                    prof,
-                    message,
-                    on_permission=on_permission,
-                    cancel=cancel,
-                    env=extra_env,
-                    **turn_options,
+                result = await run_request(
+                    prof, request, on_partial=on_partial, on_permission=on_permission, cancel=cancel
                 )
             tg.cancel_scope.cancel()
         if result is None:
-            return failed_result("cancelled: the agent was killed", 130, session_id=session_id)
+            return failed_result(
+                "cancelled: the agent was killed", 130, session_id=request.session_id
+            )
         return result
 
     return anyio.run(go)
@@ -305,9 +303,10 @@ def cannot_start(
     input are not looked at: they belong to that turn."""
     from bridge.turn.errors import LaunchError
     from bridge.turn.launch import build_plan, preflight
+    from bridge.turn.request import TurnRequest
 
     try:
-        plan = build_plan(prof, "(start-up check)", cwd=cwd, extra_env=extra_env)
+        plan = build_plan(prof, TurnRequest("(start-up check)", cwd=cwd, env=extra_env))
     except LaunchError:
         return None
     try:
@@ -344,6 +343,7 @@ def validate(profiles: tuple[str, ...]) -> None:
     from bridge.turn.bundled import load_profile_arg
     from bridge.turn.errors import LaunchError, ProfileError
     from bridge.turn.launch import build_plan, preflight
+    from bridge.turn.request import TurnRequest
 
     failed = 0
     for path in profiles:
@@ -360,7 +360,7 @@ def validate(profiles: tuple[str, ...]) -> None:
         for note in prof.load_warnings:
             click.echo(f"warning: {note}", err=True)
         try:
-            preflight(build_plan(prof, "validate"))
+            preflight(build_plan(prof, TurnRequest("validate")))
         except LaunchError as exc:
             click.echo(
                 f"warning: {path}: {exc} — the profile is valid but would not start here", err=True

@@ -5,6 +5,8 @@ What lives here, bottom up:
 - the profile: its model and loader (``profile``, ``profile_yaml``,
   ``profile_reference``, ``profile_files``), the cache of validated profiles
   (``profile_cache``) and the profiles bundled with the package (``bundled``);
+- a turn's inputs, written down once: :class:`~bridge.turn.request.TurnRequest`
+  (``request``);
 - the launch plan: a profile and one turn's input expanded into argv, cwd and
   environment (``launch``, with the size limits and inheritance rules in
   ``launch_env``), and the checks before spawning (``launch_check``,

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from bridge.turn.profile import Profile
     from bridge.turn.profile_cache import ProfileView
 
+    from .request import TurnRequest
+
 __all__ = [
     "ARG_MAX_SAFETY_BYTES",
     "FALLBACK_ARG_MAX",
@@ -180,68 +182,25 @@ class _Expander:
 
 def build_plan(
     profile: Profile | ProfileView,
-    message: str,
+    request: TurnRequest,
     *,
-    session_id: str = "",
-    session_name: str = wire.DEFAULT_SESSION_NAME,
-    from_user: str = "",
-    attachments: Iterable[wire.Attachment] = (),
-    streaming: bool | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    extra_env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LaunchPlan:
-    """Expand ``profile`` for one turn into a :class:`LaunchPlan`.
+    """Expand ``profile`` for one turn, ``request``, into a :class:`LaunchPlan`.
 
-    ``cwd`` (the CLI's ``--cwd``) overrides the profile's; ``extra_env`` (the
-    CLI's ``--env``) is taken literally and goes after the profile's ``env``;
-    ``timeout`` overrides ``timeout_secs``; ``environ`` is the bridge's
-    environment (``os.environ`` by default). Raises :class:`LaunchError`
-    (exit code 2) for a turn that cannot be passed to a process.
+    The request's ``cwd`` (the CLI's ``--cwd``) overrides the profile's; its
+    ``env`` (the CLI's ``--env``) is taken literally and goes after the
+    profile's ``env``; its ``timeout`` overrides ``timeout_secs``. ``environ``
+    is the bridge's environment (``os.environ`` by default). Raises
+    :class:`LaunchError` (exit code 2) for a turn that cannot be passed to a
+    process.
     """
     environ = os.environ if environ is None else environ
-    atts = tuple(attachments)
-    if message == "" and not atts:
-        raise LaunchError(
-            "empty turn: there is no message text and no attachment to send",
-            hint="send some text or an attachment",
-            exit_code=2,
-        )
-
-    # User input, checked first so an error names where the bad value came from.
-    message_bytes = encode_arg(message, "the message")
-    encode_arg(session_id, "the session id")
-    if session_id and not wire.is_valid_session_id(session_id):
-        raise LaunchError(f"invalid session id {session_id[:80]!r}", hint=wire.SESSION_ID_RULE)
-    session_name = session_name or wire.DEFAULT_SESSION_NAME
-    encode_arg(session_name, "the session name")
-    encode_arg(from_user, "the from-user name")
-    for att in atts:
-        for label, value in (("url", att.url), ("name", att.name), ("mime type", att.mime_type)):
-            if value is not None:
-                encode_arg(value, f"the {label} of an attachment")
-    extra = dict(extra_env or {})
-    for key, value in extra.items():
-        if not ENV_NAME_RE.fullmatch(key):
-            raise LaunchError(
-                f"invalid environment variable name {key[:80]!r} in --env",
-                hint="use NAME=VALUE with letters, digits and '_'",
-            )
-        if key in wire.TURN_ENV_VARS:
-            raise LaunchError(
-                f"--env cannot set {key}: the bridge sets it for every turn",
-                hint="pass the value through the turn itself (message, session, attachments)",
-            )
-        encode_arg(value, f"the --env value for {key}")
-
+    message, session_id, cwd = request.message, request.session_id, request.cwd
+    message_bytes, session_name, extra = _check_input(request)
     timeout_secs = profile.timeout_secs
-    if timeout is not None:
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise LaunchError(
-                f"invalid timeout {timeout!r}: it must be a positive number of seconds"
-            )
-        timeout_secs = float(timeout)
+    if request.timeout is not None:
+        timeout_secs = _timeout(request.timeout)
 
     profile_dir = str(profile.profile_dir)
     allow = profile.env_allowlist
@@ -275,7 +234,7 @@ def build_plan(
         )
 
     if cwd is not None:
-        workdir = os.path.abspath(os.fspath(cwd))
+        workdir = os.path.abspath(cwd)
         cwd_what = "the working directory (--cwd)"
     elif profile.cwd is not None:
         workdir = os.path.abspath(os.path.join(profile_dir, expander.expand(profile.cwd)))
@@ -294,7 +253,7 @@ def build_plan(
         env[key] = expander.expand(template)
     env.update(extra)
 
-    streaming_on = profile.streaming if streaming is None else streaming
+    streaming_on = profile.streaming if request.streaming is None else request.streaming
     env_message: str | None = message
     if env_entry_size(wire.ENV_MESSAGE, message_bytes) > MAX_ARG_STRLEN:
         if profile.stdin != "message":
@@ -306,9 +265,9 @@ def build_plan(
             env_message,
             session_id=session_id,
             session_name=session_name,
-            from_user=from_user,
+            from_user=request.from_user,
             streaming=streaming_on,
-            attachments=atts,
+            attachments=request.attachments,
             permission=profile.permission,
         )
     )
@@ -344,6 +303,51 @@ def build_plan(
         include_stderr_in_reply=profile.include_stderr_in_reply,
         requires=tuple(_requirement(r) for r in profile.requires),
     )
+
+
+def _check_input(request: TurnRequest) -> tuple[bytes, str, dict[str, str]]:
+    """The user's part of the turn, checked first so that an error names where
+    the bad value came from: (the message encoded, the session name, the
+    extra environment)."""
+    message, session_id = request.message, request.session_id
+    if message == "" and not request.attachments:
+        raise LaunchError(
+            "empty turn: there is no message text and no attachment to send",
+            hint="send some text or an attachment",
+            exit_code=2,
+        )
+    message_bytes = encode_arg(message, "the message")
+    encode_arg(session_id, "the session id")
+    if session_id and not wire.is_valid_session_id(session_id):
+        raise LaunchError(f"invalid session id {session_id[:80]!r}", hint=wire.SESSION_ID_RULE)
+    session_name = request.session_name or wire.DEFAULT_SESSION_NAME
+    encode_arg(session_name, "the session name")
+    encode_arg(request.from_user, "the from-user name")
+    for att in request.attachments:
+        for label, value in (("url", att.url), ("name", att.name), ("mime type", att.mime_type)):
+            if value is not None:
+                encode_arg(value, f"the {label} of an attachment")
+    extra = request.env_dict()
+    for key, value in extra.items():
+        if not ENV_NAME_RE.fullmatch(key):
+            raise LaunchError(
+                f"invalid environment variable name {key[:80]!r} in --env",
+                hint="use NAME=VALUE with letters, digits and '_'",
+            )
+        if key in wire.TURN_ENV_VARS:
+            raise LaunchError(
+                f"--env cannot set {key}: the bridge sets it for every turn",
+                hint="pass the value through the turn itself (message, session, attachments)",
+            )
+        encode_arg(value, f"the --env value for {key}")
+    return message_bytes, session_name, extra
+
+
+def _timeout(timeout: float) -> float:
+    """A timeout override in seconds, or LaunchError."""
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise LaunchError(f"invalid timeout {timeout!r}: it must be a positive number of seconds")
+    return float(timeout)
 
 
 def _requirement(item: object) -> tuple[str, str, str]:

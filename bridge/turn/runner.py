@@ -1,4 +1,4 @@
-"""``run_turn()``: a profile and a request in, a :class:`TurnResult` out.
+"""``run_turn()`` and ``run_request()``: a profile and a request in, a :class:`TurnResult` out.
 
 The runner joins the layers below it: it expands the profile into a launch
 plan, starts the process, feeds stdout to the turn state machine and turns the
@@ -30,6 +30,7 @@ from .machine import (
     failed_result,
 )
 from .process import AgentProcess
+from .request import TurnRequest
 from .runner_sync import finish_result, turn_for_plan
 
 if TYPE_CHECKING:
@@ -70,33 +71,65 @@ async def run_turn(
 ) -> TurnResult:
     """Run one turn of ``profile`` and return its result.
 
+    The turn's inputs are those of :class:`~bridge.turn.request.TurnRequest`
+    (``env``: extra environment variables, like ``--env``); this is
+    :func:`run_request` with the request written out as keywords.
     ``on_partial`` gets each streamed chunk; ``on_permission`` answers the
     agent's permission requests (return a :class:`~agentproc.wire.PermissionDecision`
     or a bool); ``on_event`` sees every event of the turn. Callbacks may be plain
     or async functions. Setting ``cancel`` stops the agent (SIGTERM, grace,
     SIGKILL) and the turn ends as cancelled (exit code 130).
     """
+    request = TurnRequest(
+        message,
+        session_id=session_id,
+        session_name=session_name,
+        from_user=from_user,
+        attachments=attachments,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        streaming=streaming,
+    )
+    return await run_request(
+        profile,
+        request,
+        on_partial=on_partial,
+        on_permission=on_permission,
+        on_event=on_event,
+        cancel=cancel,
+        environ=environ,
+    )
+
+
+async def run_request(
+    profile: Profile | ProfileView,
+    request: TurnRequest,
+    *,
+    on_partial: PartialCallback | None = None,
+    on_permission: PermissionCallback | None = None,
+    on_event: EventCallback | None = None,
+    cancel: anyio.Event | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TurnResult:
+    """Run the turn ``request`` with ``profile`` and return its result.
+
+    The callbacks and ``cancel`` are :func:`run_turn`'s; ``environ`` is the
+    bridge's environment the plan reads (``os.environ`` by default). Nothing
+    raises except the caller's own cancellation: a turn that cannot start is
+    a result with an ``error`` and an exit code.
+    """
     started = time.monotonic()
     try:
-        plan = build_plan(
-            profile,
-            message,
-            session_id=session_id,
-            session_name=session_name,
-            from_user=from_user,
-            attachments=tuple(attachments),
-            streaming=streaming,
-            cwd=cwd,
-            extra_env=env,
-            timeout=timeout,
-            environ=environ,
-        )
+        plan = build_plan(profile, request, environ=environ)
         preflight(plan)
     except LaunchError as exc:
-        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+        return failed_result(
+            exc.detail, exc.exit_code, session_id=request.session_id, hint=exc.hint
+        )
     return await run_plan(
         plan,
-        session_id=session_id,
+        session_id=request.session_id,
         on_partial=on_partial,
         on_permission=on_permission,
         on_event=on_event,

@@ -15,18 +15,20 @@ from __future__ import annotations
 import dataclasses
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import LaunchError
 from .launch import LaunchPlan, build_plan, preflight
 from .machine import Partial, PermissionRequested, Turn, TurnResult, failed_result
 from .process_sync import BlockingProcess
+from .request import TurnRequest
 
 __all__ = [
     "blocking_ok",
     "finish_result",
     "run_plan_blocking",
+    "run_request_blocking",
     "run_turn_blocking",
     "turn_for_plan",
 ]
@@ -43,6 +45,13 @@ def blocking_ok(plan: LaunchPlan) -> bool:
     return not plan.permission and not plan.stdin_open
 
 
+#: The keywords :func:`run_turn_blocking` passes on to the request (``extra_env``
+#: becomes its ``env``) and, for ``environ``, to the plan.
+_PLAN_OPTIONS = frozenset(
+    {"session_name", "from_user", "attachments", "cwd", "extra_env", "timeout", "streaming"}
+)
+
+
 def run_turn_blocking(
     profile: Any,
     message: str,
@@ -53,17 +62,47 @@ def run_turn_blocking(
     **plan_options: Any,
 ) -> TurnResult:
     """:func:`bridge.run_turn` on this thread, for a profile without a permission
-    channel. ``plan_options`` are :func:`bridge.turn.launch.build_plan`'s keywords
-    (``session_name``, ``from_user``, ``attachments``, ``cwd``, ``extra_env``,
-    ``timeout``, ``streaming``, ``environ``)."""
+    channel. ``plan_options`` are the inputs of a
+    :class:`~bridge.turn.request.TurnRequest` (``session_name``, ``from_user``,
+    ``attachments``, ``cwd``, ``extra_env`` for its ``env``, ``timeout``,
+    ``streaming``) and ``environ``; this is :func:`run_request_blocking` with
+    the request written out as keywords."""
+    environ = plan_options.pop("environ", None)
+    for name in plan_options:
+        if name not in _PLAN_OPTIONS:
+            raise TypeError(f"run_turn_blocking() got an unexpected keyword argument {name!r}")
+    if "extra_env" in plan_options:
+        plan_options["env"] = plan_options.pop("extra_env")
+    request = TurnRequest(message, session_id=session_id, **plan_options)
+    return run_request_blocking(
+        profile, request, on_partial=on_partial, on_signal=on_signal, environ=environ
+    )
+
+
+def run_request_blocking(
+    profile: Any,
+    request: TurnRequest,
+    *,
+    on_partial: Callable[[str], object] | None = None,
+    on_signal: Callable[[int], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TurnResult:
+    """:func:`bridge.run_request` on this thread, for a profile without a
+    permission channel (see :func:`run_plan_blocking` for ``on_signal``)."""
     started = time.monotonic()
     try:
-        plan = build_plan(profile, message, session_id=session_id, **plan_options)
+        plan = build_plan(profile, request, environ=environ)
         preflight(plan)
     except LaunchError as exc:
-        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+        return failed_result(
+            exc.detail, exc.exit_code, session_id=request.session_id, hint=exc.hint
+        )
     return run_plan_blocking(
-        plan, session_id=session_id, on_partial=on_partial, on_signal=on_signal, started=started
+        plan,
+        session_id=request.session_id,
+        on_partial=on_partial,
+        on_signal=on_signal,
+        started=started,
     )
 
 
