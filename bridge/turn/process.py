@@ -1,6 +1,15 @@
 """The process layer: the only code that spawns, feeds, reads and kills agents.
 
-One :class:`AgentProcess` owns one agent's life:
+One :class:`AgentProcess` owns one agent's life, and an ``async with`` owns
+the :class:`AgentProcess`::
+
+    async with AgentProcess.start(plan) as proc:
+        exit_info = await proc.run(on_stdout)
+
+The agent is spawned when the block is entered; however the block is left
+(normally, by an exception, or by cancellation) the process group is stopped
+if it still runs (SIGTERM, ``kill_grace_secs``, SIGKILL), the agent is reaped
+and its pipes are closed, so no caller can leak a process. Within the block:
 
 - it starts in a session of its own (``setsid``), so its process group holds
   everything it starts and a terminal's Ctrl-C never reaches it directly;
@@ -25,7 +34,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
@@ -44,7 +53,8 @@ Sink = Callable[[bytes], Awaitable[None] | None]
 
 
 class AgentProcess:
-    """One running agent. Create with :meth:`spawn`, drive with :meth:`run`."""
+    """One running agent. Start it with ``async with AgentProcess.start(plan)``,
+    drive it with :meth:`run`."""
 
     def __init__(self, plan: LaunchPlan, popen: subprocess.Popen[bytes]) -> None:
         self.plan = plan
@@ -62,10 +72,32 @@ class AgentProcess:
         self._reaped = False
 
     @classmethod
-    def spawn(cls, plan: LaunchPlan) -> AgentProcess:
-        """Start the agent; raises :class:`LaunchError` when it cannot start."""
+    @contextlib.asynccontextmanager
+    async def start(cls, plan: LaunchPlan) -> AsyncIterator[AgentProcess]:
+        """Start the agent for the ``async with`` block, and stop it when the block
+        is left (see :meth:`aclose`). Raises :class:`LaunchError` on entering
+        when the agent cannot start."""
         popen = popen_agent(plan, stdin_pipe=plan.stdin_data is not None or plan.stdin_open)
-        return cls(plan, popen)
+        proc = cls(plan, popen)
+        try:
+            yield proc
+        finally:
+            await proc.aclose()
+
+    async def aclose(self) -> None:
+        """Make sure the agent is gone: if it still runs, SIGTERM to its group,
+        ``kill_grace_secs`` to exit, then SIGKILL; then SIGKILL to whatever it
+        left running in its group, reap it and close its pipes. Shielded from
+        cancellation, and a no-op once done (:meth:`run` does it on its way out)."""
+        with anyio.CancelScope(shield=True):
+            if not self._reaped:
+                if not self._exited:
+                    # Returns at once when the agent has exited unseen (the
+                    # pidfd is readable); then SIGTERM reaches what it left.
+                    await self._terminate()
+                self._signal_group(signal.SIGKILL)
+                await self._reap()
+            self._close_pipes()
 
     # -- driving
 

@@ -9,6 +9,7 @@ with an ``error`` and an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
@@ -26,6 +27,8 @@ from .machine import (
     Event,
     Partial,
     PermissionRequested,
+    ProcessExit,
+    Turn,
     TurnResult,
     failed_result,
 )
@@ -156,13 +159,33 @@ async def run_plan(
     if started is None:
         started = time.monotonic()
     turn = turn_for_plan(plan, session_id)
-    try:
-        proc = AgentProcess.spawn(plan)
-    except LaunchError as exc:
-        return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
-
     warnings = list(plan.warnings)
     callback_errors: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            proc = await stack.enter_async_context(AgentProcess.start(plan))
+        except LaunchError as exc:
+            return failed_result(exc.detail, exc.exit_code, session_id=session_id, hint=exc.hint)
+        exit_info = await _drive(
+            proc, turn, warnings, callback_errors, on_partial, on_permission, on_event, cancel
+        )
+    return finish_result(turn.finish(exit_info), started, warnings, callback_errors)
+
+
+async def _drive(
+    proc: AgentProcess,
+    turn: Turn,
+    warnings: list[str],
+    callback_errors: list[str],
+    on_partial: PartialCallback | None,
+    on_permission: PermissionCallback | None,
+    on_event: EventCallback | None,
+    cancel: anyio.Event | None,
+) -> ProcessExit:
+    """Run ``proc`` to the end, feeding its output to ``turn`` and the events to
+    the callbacks; permission requests are answered and ``cancel`` watched while
+    it runs. Warnings and failed callbacks are added to the lists given."""
+    plan = proc.plan
     send_requests, requests = anyio.create_memory_object_stream[PermissionRequested](math.inf)
 
     def fail(what: str, exc: BaseException) -> None:
@@ -249,8 +272,7 @@ async def run_plan(
                 await _call(partial_cb, ev.text)
         except Exception as exc:
             fail("on_event" if on_event else "on_partial", exc)
-
-    return finish_result(turn.finish(exit_info), started, warnings, callback_errors)
+    return exit_info
 
 
 async def _watch_cancel(cancel: anyio.Event, proc: AgentProcess) -> None:
