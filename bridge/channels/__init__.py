@@ -2,7 +2,8 @@
 
 One module per channel: ``chat`` (the terminal channel, ``agentproc chat``:
 one conversation on the dispatcher) and ``batch`` (a file of messages in, one
-result line per message out). ``terminal`` is what the terminal channel and
+result line per message out; reading the input is ``batch_input``, the
+results file ``batch_output``). ``terminal`` is what the terminal channel and
 ``agentproc run`` share: reading input without blocking the event loop, the
 permission question, writing a reply.
 

@@ -1,16 +1,19 @@
 """Batch runs: many messages through one profile, one JSON result line per item.
 
 The library half of ``agentproc batch`` (the click command is in
-:mod:`bridge.cli.batch`):
+:mod:`bridge.cli.batch`), in three modules:
 
-- :func:`parse_input` / :func:`read_input` turn an input file into
-  :class:`BatchItem` objects, or raise :class:`BatchInputError` listing every
-  bad line at once, before anything runs.
-- :func:`open_output` opens the results file for appending, cuts off a torn
-  last line, and (for ``--resume``) reads which ids are already done.
-- :class:`BatchRun` runs the items with a concurrency cap, writes each result
-  as one line as soon as it is known, and keeps the counts for the summary.
-- :class:`Progress` draws the one-line progress bar on a terminal.
+- :mod:`bridge.channels.batch_input`: :func:`parse_input` / :func:`read_input`
+  turn an input file into :class:`BatchItem` objects, or raise
+  :class:`BatchInputError` listing every bad line at once, before anything runs.
+- :mod:`bridge.channels.batch_output`: :func:`open_output` opens the results
+  file for appending, cuts off a torn last line, and (for ``--resume``) reads
+  which ids are already done.
+- here: :class:`BatchRun` runs the items with a concurrency cap, writes each
+  result as one line as soon as it is known, and keeps the counts for the
+  summary; :class:`Progress` draws the one-line progress bar on a terminal.
+
+The names of all three are importable from this module.
 
 Input formats: JSONL when the first non-blank line starts with ``{`` (each line
 ``{"id", "message", "session_id"?, "attachments"?}``), otherwise plain text, one
@@ -19,20 +22,24 @@ message per non-blank line with its 1-based line number as id.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
 
-from agentproc.wire import Attachment
-from bridge.turn.attachments import URL_EXAMPLES, url_problem
-from bridge.turn.request import TurnRequest
-
-from .errors import BatchInputError, BatchOutputError, UsageError
+from .batch_input import (
+    INPUT_KEYS,
+    MAX_PROBLEMS,
+    BatchItem,
+    InputFormat,
+    ItemId,
+    ParsedInput,
+    id_key,
+    parse_input,
+    read_input,
+)
+from .batch_output import RESULT_KEYS, OpenedOutput, ResultWriter, open_output, result_record
 
 if TYPE_CHECKING:
     import anyio
@@ -40,405 +47,34 @@ if TYPE_CHECKING:
     from bridge.turn.machine import TurnResult
     from bridge.turn.profile import Profile
 
-ItemId = str | int | float
-InputFormat = Literal["auto", "text", "jsonl"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "INPUT_KEYS",
+    "MAX_FAILURES_SHOWN",
+    "MAX_PROBLEMS",
+    "RESULT_KEYS",
+    "BatchItem",
+    "BatchRun",
+    "Failure",
+    "InputFormat",
+    "ItemId",
+    "OpenedOutput",
+    "ParsedInput",
+    "Progress",
+    "ResultWriter",
+    "Summary",
+    "id_key",
+    "open_output",
+    "parse_input",
+    "read_input",
+    "result_record",
+    "summarize",
+]
 
-#: The keys of a JSONL input line that mean something; others are ignored (with a warning).
-INPUT_KEYS = ("id", "message", "session_id", "attachments")
-#: The keys of a result line, in the order they are written.
-RESULT_KEYS = (
-    "id",
-    "index",
-    "reply",
-    "session_id",
-    "error",
-    "exit_code",
-    "timed_out",
-    "duration_ms",
-)
-#: Bad input lines listed in one error; the rest are counted.
-MAX_PROBLEMS = 20
 #: Failed items named in the summary; the rest are counted.
 MAX_FAILURES_SHOWN = 10
 
 DEFAULT_CONCURRENCY = 4
-
-
-def id_key(value: ItemId) -> str:
-    """The identity of an item id for duplicate checks and ``--resume``: a string
-    is itself, a number its JSON text (so ``3`` and ``"3"`` are the same id)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    """One message of a batch. ``id`` is kept as given in the input (a string or
-    a number); ``index`` is the 0-based position among the items; ``line`` the
-    1-based line of the input it came from."""
-
-    id: ItemId
-    index: int
-    line: int
-    message: str
-    session_id: str = ""
-    attachments: tuple[Attachment, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
-
-    def request(self, *, timeout: float | None = None, cwd: str | None = None) -> TurnRequest:
-        """The turn of this item: its message, session and attachments, streaming
-        off (a batch keeps only the final reply), with the run's ``--timeout``
-        and ``--cwd``."""
-        return TurnRequest(
-            self.message,
-            session_id=self.session_id,
-            attachments=self.attachments,
-            cwd=cwd,
-            timeout=timeout,
-            streaming=False,
-        )
-
-
-@dataclass(slots=True)
-class ParsedInput:
-    items: list[BatchItem]
-    format: Literal["text", "jsonl"]
-    warnings: list[str] = field(default_factory=list)
-
-
-# --- input ----------------------------------------------------------------------------
-
-
-def read_input(
-    path: str, *, fmt: InputFormat = "auto", stdin: IO[bytes] | None = None
-) -> ParsedInput:
-    """Read and parse the input file ``path`` (``-`` reads ``stdin``, by default
-    the process's standard input). Raises :class:`BatchInputError`."""
-    label = "<stdin>" if path == "-" else path
-    try:
-        if path == "-":
-            raw = (stdin if stdin is not None else sys.stdin.buffer).read()
-        else:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-    except OSError as exc:
-        raise BatchInputError(
-            f"cannot read the input {label}: {exc.strerror or exc}",
-            hint="give a file with one message per line, or - for standard input",
-        ) from exc
-    # surrogateescape: bytes that are not UTF-8 reach the agent unchanged, as with `run --stdin`.
-    return parse_input(raw.decode("utf-8", "surrogateescape"), fmt=fmt, label=label)
-
-
-def parse_input(text: str, *, fmt: InputFormat = "auto", label: str = "<input>") -> ParsedInput:
-    """Parse batch input text. ``fmt="auto"`` picks JSONL when the first non-blank
-    line starts with ``{``. Raises :class:`BatchInputError` with every problem."""
-    text = text.removeprefix("\ufeff")
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if fmt == "auto":
-        first = next((line for line in lines if line.strip()), "")
-        fmt = "jsonl" if first.lstrip().startswith("{") else "text"
-    if fmt == "text":
-        items = [
-            BatchItem(id=str(n), index=0, line=n, message=line)
-            for n, line in enumerate(lines, 1)
-            if line.strip()
-        ]
-        parsed = ParsedInput(_numbered(items), "text")
-    else:
-        parsed = _parse_jsonl(lines, label)
-    if not parsed.items:
-        raise BatchInputError(
-            f"the input {label} has no messages",
-            hint="write one message per line (plain text), or one JSON object per line "
-            'like {"id": "a", "message": "hello"}',
-        )
-    return parsed
-
-
-def _numbered(items: list[BatchItem]) -> list[BatchItem]:
-    return [
-        BatchItem(it.id, i, it.line, it.message, it.session_id, it.attachments)
-        for i, it in enumerate(items)
-    ]
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _parse_jsonl(lines: list[str], label: str) -> ParsedInput:
-    problems: list[str] = []
-    items: list[BatchItem] = []
-    seen: dict[str, int] = {}
-    unknown: dict[str, int] = {}
-
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{label}:{n}"
-        try:
-            data = json.loads(line, parse_constant=_reject_constant)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        except ValueError as exc:
-            problems.append(f"{where}: invalid JSON: {exc}")
-            continue
-        if not isinstance(data, dict):
-            problems.append(f'{where}: expected a JSON object like {{"message": ...}}')
-            continue
-        bad = len(problems)
-        for key in data:
-            if key not in INPUT_KEYS:
-                unknown.setdefault(key, n)
-
-        item_id: ItemId = str(n)
-        if "id" in data:
-            raw_id = data["id"]
-            if isinstance(raw_id, bool) or not isinstance(raw_id, str | int | float):
-                problems.append(f'{where}: "id" must be a string or a number')
-            elif raw_id == "":
-                problems.append(f'{where}: "id" is empty')
-            else:
-                item_id = raw_id
-        key = id_key(item_id)
-        if len(problems) == bad:
-            if key in seen:
-                problems.append(
-                    f"{where}: duplicate id {json.dumps(item_id)} (first on line {seen[key]})"
-                )
-            else:
-                seen[key] = n
-
-        attachments: list[Attachment] = []
-        raw_atts = data.get("attachments")
-        if raw_atts is not None:
-            if not isinstance(raw_atts, list):
-                problems.append(f'{where}: "attachments" must be a list of objects')
-            else:
-                for i, raw in enumerate(raw_atts, 1):
-                    try:
-                        att = Attachment.from_dict(raw)
-                    except ValueError as exc:
-                        problems.append(f"{where}: attachment {i}: {exc}")
-                        continue
-                    problem = url_problem(att.url)
-                    if problem:
-                        problems.append(
-                            f"{where}: attachment {i}: url {att.url!r}: {problem}; "
-                            f"give a URL or an absolute path, like {URL_EXAMPLES}"
-                        )
-                        continue
-                    attachments.append(att)
-
-        message = data.get("message")
-        if message is None:
-            message = ""
-            if not raw_atts:
-                problems.append(f'{where}: no "message" (and no attachments)')
-        elif not isinstance(message, str):
-            problems.append(f'{where}: "message" must be a string')
-            message = ""
-        elif message == "" and not raw_atts:
-            problems.append(f'{where}: "message" is empty (and there are no attachments)')
-
-        session_id = data.get("session_id")
-        if session_id is None:
-            session_id = ""
-        elif not isinstance(session_id, str):
-            problems.append(f'{where}: "session_id" must be a string')
-            session_id = ""
-
-        if len(problems) == bad:
-            items.append(BatchItem(item_id, 0, n, message, session_id, tuple(attachments)))
-
-    if problems:
-        count = len(problems)
-        shown = problems[:MAX_PROBLEMS]
-        if count > MAX_PROBLEMS:
-            shown.append(f"... and {count - MAX_PROBLEMS} more")
-        raise BatchInputError(
-            f"invalid input {label}: {count} problem{'s' if count != 1 else ''}; nothing was run",
-            problems=shown,
-            hint='each line must be a JSON object like {"id": "a", "message": "hello"} '
-            "with a unique id (or use --format text for plain lines)",
-        )
-    warnings = [
-        f"{label}:{line}: key {key!r} is not used (used: {', '.join(INPUT_KEYS)})"
-        for key, line in unknown.items()
-    ]
-    return ParsedInput(_numbered(items), "jsonl", warnings)
-
-
-# --- output ---------------------------------------------------------------------------
-
-
-class ResultWriter:
-    """Writes result lines to a file descriptor, each with one ``write`` (looped
-    only if the kernel takes part of it), so no line is ever left half-written
-    by a signal: the event loop handles signals between lines, not inside one."""
-
-    def __init__(self, fd: int, label: str, *, close: bool = False) -> None:
-        self.fd = fd
-        self.label = label
-        self._close = close
-        self.lines = 0
-
-    def write(self, record: dict[str, object]) -> None:
-        text = json.dumps(record, ensure_ascii=False) + "\n"
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from the input: escape it instead
-            data = (json.dumps(record) + "\n").encode("ascii")
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-        self.lines += 1
-
-    def close(self) -> None:
-        if self._close:
-            os.close(self.fd)
-            self._close = False
-
-
-@dataclass(slots=True)
-class OpenedOutput:
-    writer: ResultWriter
-    #: id key -> whether that item succeeded, for the ids already in the file (--resume).
-    done: dict[str, bool] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
-def open_output(path: str | None, *, resume: bool = False) -> OpenedOutput:
-    """Open the results destination: ``None`` or ``-`` is standard output, else
-    ``path`` is opened for appending (created if missing). A torn last line (a
-    run killed while writing it) is cut off with a warning. With ``resume``,
-    the ids already in the file are read into :attr:`OpenedOutput.done`."""
-    if path is None or path == "-":
-        if resume:
-            raise UsageError("--resume needs --output FILE: it reads the ids already done there")
-        return OpenedOutput(ResultWriter(sys.stdout.fileno(), "<stdout>"))
-    warnings: list[str] = []
-    done: dict[str, bool] = {}
-    flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-    readable = True
-    try:
-        try:
-            fd = os.open(path, os.O_RDWR | flags, 0o666)
-        except PermissionError:
-            if resume:
-                raise
-            fd = os.open(path, os.O_WRONLY | flags, 0o666)  # write-only: append blindly
-            readable = False
-    except OSError as exc:
-        raise BatchOutputError(
-            f"cannot open the output {path}: {exc.strerror or exc}",
-            hint="give a writable (and, for --resume, readable) file with --output",
-            exit_code=2,
-        ) from exc
-    try:
-        regular = readable and os.path.isfile(path)
-        if regular:
-            warnings += _cut_torn_tail(fd, path)
-        if resume:
-            if not regular:
-                raise UsageError(f"--resume needs a regular file, and {path} is not one")
-            done, more = _read_done(fd, path)
-            warnings += more
-    except OSError as exc:
-        os.close(fd)
-        raise BatchOutputError(
-            f"cannot read the output {path}: {exc.strerror or exc}", exit_code=2
-        ) from exc
-    except BaseException:
-        os.close(fd)
-        raise
-    return OpenedOutput(ResultWriter(fd, path, close=True), done, warnings)
-
-
-def _cut_torn_tail(fd: int, path: str) -> list[str]:
-    """Truncate ``fd`` after its last newline when it does not end with one."""
-    size = os.fstat(fd).st_size
-    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-        return []
-    end = size
-    keep = 0
-    chunk = 65536
-    while end > 0:
-        start = max(0, end - chunk)
-        block = os.pread(fd, end - start, start)
-        nl = block.rfind(b"\n")
-        if nl >= 0:
-            keep = start + nl + 1
-            break
-        end = start
-    os.ftruncate(fd, keep)
-    line = 1 if keep == 0 else _count_newlines(fd, keep) + 1
-    return [
-        f"{path}:{line}: the last line was incomplete (a run was stopped while writing it); "
-        f"cut it off ({size - keep} bytes)"
-    ]
-
-
-def _count_newlines(fd: int, upto: int) -> int:
-    count = 0
-    pos = 0
-    while pos < upto:
-        block = os.pread(fd, min(1 << 20, upto - pos), pos)
-        if not block:
-            break
-        count += block.count(b"\n")
-        pos += len(block)
-    return count
-
-
-def _read_done(fd: int, path: str) -> tuple[dict[str, bool], list[str]]:
-    done: dict[str, bool] = {}
-    ignored: list[int] = []
-    with os.fdopen(os.dup(fd), "rb") as fh:
-        fh.seek(0)
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                ignored.append(n)
-                continue
-            rid = rec.get("id") if isinstance(rec, dict) else None
-            if isinstance(rid, bool) or not isinstance(rid, str | int | float) or rid == "":
-                ignored.append(n)
-                continue
-            assert isinstance(rec, dict)
-            ok = rec.get("error") is None and rec.get("exit_code") == 0
-            key = id_key(rid)
-            done[key] = done.get(key, False) or ok
-    warnings = []
-    if ignored:
-        where = ", ".join(map(str, ignored[:5])) + (", ..." if len(ignored) > 5 else "")
-        warnings.append(
-            f"{path}: {len(ignored)} line{'s' if len(ignored) != 1 else ''} "
-            f"(line {where}) are not result lines; ignored"
-        )
-    return done, warnings
-
-
-def result_record(item: BatchItem, result: TurnResult) -> dict[str, object]:
-    """The result line of one item."""
-    return {
-        "id": item.id,
-        "index": item.index,
-        "reply": result.reply,
-        "session_id": result.session_id,
-        "error": result.error,
-        "exit_code": result.exit_code,
-        "timed_out": result.timed_out,
-        "duration_ms": result.duration_ms,
-    }
 
 
 # --- progress -------------------------------------------------------------------------
