@@ -18,7 +18,8 @@ from bridge.store.records import TURN_PARTIAL, TURN_PERMISSION, Conversation, Ev
 from bridge.store.session_rules import session_to_resume, status_of
 from bridge.turn.machine import EXIT_CANCELLED, TurnResult
 from bridge.turn.profile import Profile
-from bridge.turn.runner import PermissionAnswer, run_turn
+from bridge.turn.request import TurnRequest
+from bridge.turn.runner import PermissionAnswer, run_request
 
 from . import policies
 from .approvals import DEADLINE, decision_of
@@ -177,13 +178,15 @@ async def _execute(
             # Shielded: a cancelled host reaches the agent through job.cancel,
             # so the turn still ends with a result (and its session id).
             with anyio.CancelScope(shield=True):
-                result = await run_turn(
+                result = await run_request(
                     profile,
-                    str(data.get("text", "")),
-                    session_id=session_id,
-                    session_name=conv.session_name,
-                    from_user=users[0] if users else "",
-                    attachments=files,
+                    TurnRequest(
+                        str(data.get("text", "")),
+                        session_id=session_id,
+                        session_name=conv.session_name,
+                        from_user=users[0] if users else "",
+                        attachments=tuple(files),
+                    ),
                     on_partial=on_partial,
                     on_permission=_asker(d, job, writer, _deadline(profile)),
                     cancel=job.cancel,
