@@ -743,7 +743,9 @@ class StoreContract:
             captured_session="s1",
             epoch=0,
         )
-        await whole_turn(store, conv.id, status=STATUS_ERROR, exit_code=3, error="bad")
+        await whole_turn(
+            store, conv.id, status=STATUS_ERROR, exit_code=3, error="bad", hint="try again"
+        )
         await take_turn(store, conv.id)  # running: not in the transcript
         turns = await store.transcript(conv.id)
         assert [(t.turn, t.status) for t in turns] == [(1, STATUS_OK), (2, STATUS_ERROR)]
@@ -760,7 +762,8 @@ class StoreContract:
             0,
         )
         assert (first.started_at, first.duration_ms) == (T0 + 2, 40)
-        assert (turns[1].error, turns[1].exit_code) == ("bad", 3)
+        assert (turns[1].error, turns[1].exit_code, turns[1].hint) == ("bad", 3, "try again")
+        assert first.hint == ""
         assert [t.turn for t in await store.transcript(conv.id, limit=1)] == [2]
         assert await store.transcript(conv.id, limit=0) == []
         assert turns == rules.transcript_of(await store.read(conv.id))

@@ -225,3 +225,5 @@ class TranscriptTurn:
     exit_code: int
     started_at: float
     duration_ms: int
+    #: What to do about ``error`` ("" when there is nothing to say).
+    hint: str = ""

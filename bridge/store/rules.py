@@ -477,6 +477,7 @@ def transcript_of(events: Sequence[Event]) -> list[TranscriptTurn]:
                     exit_code=int(d.get("exit_code", 0)),
                     started_at=s.at if s is not None else event.at,
                     duration_ms=int(d.get("duration_ms", 0)),
+                    hint=str(d.get("hint") or ""),
                 )
             )
     return out
