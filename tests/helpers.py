@@ -15,6 +15,10 @@ from agentproc import wire
 
 AGENTPROC = str(Path(sys.executable).parent / "agentproc")
 AGENTS = Path(__file__).parent / "agents"
+#: The checkout these tests belong to. The console script imports its code
+#: from here (see :func:`cli_env`), not from wherever the package was installed
+#: from, so a second worktree sharing one virtualenv tests its own code.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -30,10 +34,20 @@ def check_stderr(err: str) -> None:
     assert "Exception ignored" not in err, err
 
 
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (by default this process's environment) with :data:`ROOT` first
+    on ``PYTHONPATH``, so ``agentproc`` runs this checkout's code."""
+    out = dict(os.environ if env is None else env)
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), out.get("PYTHONPATH", "")) if p)
+    return out
+
+
 def cli(*args: str | Path, input: bytes | None = None, **kwargs: object) -> Run:
-    """Run ``agentproc ARGS`` to the end. stdin is /dev/null unless ``input`` is
-    given, so a terminal running pytest never reaches the command."""
+    """Run ``agentproc ARGS`` to the end, on this checkout's code (:func:`cli_env`).
+    stdin is /dev/null unless ``input`` is given, so a terminal running pytest
+    never reaches the command."""
     kwargs.setdefault("timeout", 20)
+    kwargs["env"] = cli_env(kwargs.get("env"))  # type: ignore[arg-type]
     if input is None:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
     proc = subprocess.run(
