@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +63,50 @@ def cli(*args: str | Path, input: bytes | None = None, **kwargs: object) -> Run:
     run = Run(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
     check_stderr(run.err)
     return run
+
+
+def run_in_pty(
+    argv: list[str],
+    answer: bytes = b"",
+    prompt: bytes = b"?",
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal, on this
+    checkout's code (:func:`cli_env`, plus ``env``); type ``answer`` once
+    ``prompt`` was printed; return everything it printed."""
+    leader, follower = pty.openpty()
+    environ = cli_env({**os.environ, "TERM": "xterm"})
+    environ.pop("NO_COLOR", None)
+    environ.update(env or {})
+    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=environ)
+    os.close(follower)
+    seen = b""
+    typed = not answer
+    end = time.monotonic() + 20
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the other side closed
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if not typed and prompt in seen:
+                    os.write(leader, answer)
+                    typed = True
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
+    text = seen.decode("utf-8", "replace")
+    check_stderr(text)
+    return text
 
 
 # --- SDK agents --------------------------------------------------------------------------

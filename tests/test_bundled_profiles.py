@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import cli_env
 from profile_kit import (
     BUNDLED,
     BY_NAME,
@@ -258,7 +259,7 @@ ALL_PROFILES = ["echo", "llm", *(case.profile for case in CASES)]
 def cli(
     *args: str | Path, cwd: Path | None = None, path: str | None = None
 ) -> tuple[int, str, str]:
-    env = dict(os.environ)
+    env = cli_env()
     if path is not None:
         env["PATH"] = path
     proc = subprocess.run(

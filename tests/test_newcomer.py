@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import AGENTPROC, Run, check_stderr, cli
+from helpers import AGENTPROC, Run, check_stderr, cli, cli_env, run_in_pty
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO = ROOT / "profiles" / "echo"
@@ -114,52 +111,9 @@ def test_chat_prints_a_streamed_reply_once(sh_agent: Callable[..., Path], tmp_pa
 
 
 def test_the_final_reply_header_is_dim_on_a_terminal(sh_agent: Callable[..., Path]) -> None:
-    out = _run_in_pty([AGENTPROC, "run", str(sh_agent(DRAFT_THEN_FINAL)), "-m", "hi"])
+    out = run_in_pty([AGENTPROC, "run", str(sh_agent(DRAFT_THEN_FINAL)), "-m", "hi"])
     assert "a rough draft" in out and "the polished answer" in out
     assert "\x1b[2m--- final reply ---\x1b[0m" in out
-
-
-def _run_in_pty(
-    argv: list[str],
-    answer: bytes = b"",
-    prompt: bytes = b"?",
-    env: dict[str, str] | None = None,
-) -> str:
-    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; type
-    ``answer`` once ``prompt`` was printed; return everything it printed."""
-    leader, follower = pty.openpty()
-    environ = dict(os.environ, TERM="xterm")
-    environ.pop("NO_COLOR", None)
-    environ.update(env or {})
-    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=environ)
-    os.close(follower)
-    seen = b""
-    typed = not answer
-    end = time.monotonic() + 20
-    try:
-        while time.monotonic() < end:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # the other side closed
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-                if not typed and prompt in seen:
-                    os.write(leader, answer)
-                    typed = True
-            elif proc.poll() is not None:
-                break
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(leader)
-    text = seen.decode("utf-8", "replace")
-    check_stderr(text)
-    return text
 
 
 # --- 2. attachment URLs and garbage on every option -------------------------------------
@@ -288,6 +242,7 @@ def test_garbage_in_any_option_never_ends_in_a_traceback(tmp_path: Path) -> None
             capture_output=True,
             timeout=60,
             cwd=work,
+            env=cli_env(),
         )
         return args, proc.returncode, proc.stderr.decode("utf-8", "replace")
 
@@ -383,7 +338,7 @@ def test_prune_asks_at_a_terminal(
     data = tmp_path / "data"
     _two_conversations(sh_agent, data)
     argv = [AGENTPROC, "sessions", "prune", "--older-than", "0s", "--data-dir", str(data)]
-    out = _run_in_pty(argv, answer=answer)
+    out = run_in_pty(argv, answer=answer)
     assert "terminal:work@demo" in out and "Delete these 2 conversations" in out
     assert len(_listed(data)) == kept
 
@@ -475,7 +430,7 @@ def test_chat_at_a_terminal_with_a_missing_command_says_so_first(
 ) -> None:
     profile = make_profile(command=MISSING, name="ghost")
     argv = [AGENTPROC, "chat", str(profile), "--data-dir", str(tmp_path / "data")]
-    out = _run_in_pty(argv, answer=b"/quit\n", prompt=b"you> ")
+    out = run_in_pty(argv, answer=b"/quit\n", prompt=b"you> ")
     warning = out.index(MISSING)
     assert warning < out.index("Chatting with ghost") < out.index("you> ")
 
