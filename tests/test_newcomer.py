@@ -186,6 +186,7 @@ def _garbage_commands(data: Path, infile: Path) -> list[list[str]]:
         "sessions list": ["sessions", "list", *store],
         "sessions show": ["sessions", "show", "terminal:default@echo", *store],
         "sessions prune": ["sessions", "prune", "--older-than", "9999w", "--dry-run", *store],
+        "sessions delete": ["sessions", "delete", "terminal:default@echo", *store],
     }
     options = {
         "run": [
@@ -205,6 +206,7 @@ def _garbage_commands(data: Path, infile: Path) -> list[list[str]]:
         "sessions list": ["--channel", "--profile", "--data-dir"],
         "sessions show": ["--limit", "--data-dir"],
         "sessions prune": ["--older-than", "--data-dir"],
+        "sessions delete": ["--data-dir"],
     }
     commands = [
         base[cmd] + [opt, g] for cmd, opts in options.items() for opt in opts for g in GARBAGE
@@ -219,6 +221,8 @@ def _garbage_commands(data: Path, infile: Path) -> list[list[str]]:
             ["validate", g],
             ["sessions", "show", g, *store],
             ["sessions", "reset", g, *store],
+            ["sessions", "cancel", g, *store],
+            ["sessions", "delete", g, "--yes", *store],
             ["profiles", "show", g],
             ["profiles", "init", g],
         ]
@@ -285,7 +289,7 @@ def _two_conversations(sh_agent: Callable[..., Path], data: Path) -> None:
 
 def _listed(data: Path) -> list[str]:
     run = cli("sessions", "list", "--json", "--data-dir", data)
-    return sorted(json.loads(line)["conversation"] for line in run.out.splitlines())
+    return sorted(json.loads(line)["label"] for line in run.out.splitlines())
 
 
 @pytest.mark.parametrize("age", ["30", "0", "2.5"])

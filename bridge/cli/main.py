@@ -380,7 +380,8 @@ def schema() -> None:
 def _register() -> None:
     # Commands that live in their own modules; importing them is cheap (click
     # only), their heavy imports happen when they run.
-    from .conversations import chat, sessions
+    from .conversations import chat
+    from .sessions import sessions
 
     main.add_command(chat)
     main.add_command(sessions)
