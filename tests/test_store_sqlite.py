@@ -492,3 +492,11 @@ def test_turn_lookups_use_the_partial_index(tmp_path: Path) -> None:
                 ("c", "t", 1)[: where.count("?")],
             ).fetchall()
             assert "events_of_turns" in str(plan), plan
+
+
+def test_read_only_open_refuses_a_data_folder_that_is_a_file(tmp_path: Path) -> None:
+    afile = tmp_path / "data"
+    afile.write_text("not a folder")
+    with pytest.raises(StoreError, match="is a file, not a folder"):
+        SQLiteLogStore(afile / "sessions.db", read_only=True)
+    assert afile.read_text() == "not a folder"

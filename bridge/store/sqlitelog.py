@@ -157,7 +157,20 @@ def _uses_wal(path: Path) -> bool:
 def open_read_only(path: Path) -> sqlite3.Connection:
     """Open ``path`` for reading without creating or changing any file; see
     the module docstring. Raises sqlite3 errors for the caller to convert."""
-    if not path.exists():
+    folder = path.parent
+    try:
+        present = path.exists()
+        if not present and folder.exists() and not folder.is_dir():
+            raise StoreError(
+                f"the data folder {folder} is a file, not a folder",
+                hint=f"move it aside, or set {DATA_DIR_ENV} to another folder",
+            )
+    except PermissionError as exc:
+        raise StoreError(
+            f"cannot look into the data folder {folder}: {exc.strerror or exc}",
+            hint=f"check the folder's permissions, or set {DATA_DIR_ENV} to another folder",
+        ) from exc
+    if not present:
         return _in_memory(path, None)
     wal = Path(f"{path}-wal")
     mode = "immutable=1" if _uses_wal(path) and not wal.exists() else "mode=ro"
