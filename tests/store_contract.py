@@ -589,6 +589,19 @@ class StoreContract:
         kept = await whole_turn(store, conv.id, session=None)
         assert kept.session_id == "s1"
 
+    async def test_complete_can_give_the_lease_up_in_the_same_write(
+        self, store: Store, conv: Conversation
+    ) -> None:
+        running, queued = await take_turn(store, conv.id, owner="o1")
+        version = await store.version()
+        done, _ = await store.complete(
+            conv.id, "o1", queued.turn, outcome(), captured_session=None, epoch=0, release=True
+        )
+        assert (done.lease_owner, done.lease_expires, done.running_turn) == ("", 0.0, 0)
+        assert await store.get(conv.id) == done
+        assert await store.version() != version
+        assert await store.claim(conv.id, "o2", lease_secs=LEASE) is not None, "free at once"
+
     async def test_a_reset_during_a_turn_wins_over_its_session(
         self, store: Store, conv: Conversation
     ) -> None:

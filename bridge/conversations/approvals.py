@@ -48,7 +48,7 @@ class Approvals:
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, int], _Waiter] = {}
 
-    def observe(self, event: Event) -> None:
+    def observe(self, event: Event, remote: bool) -> None:
         """A hub observer: wakes the waiter an answer names."""
         if event.type != TURN_PERMISSION_ANSWERED:
             return

@@ -43,6 +43,7 @@ from bridge.store.errors import NotFound
 from bridge.store.records import (
     CONVERSATION_CANCEL,
     MESSAGE,
+    TURN_COMPLETED,
     Conversation,
     ConversationKey,
     Event,
@@ -71,6 +72,10 @@ DEFAULT_POLL_SECS = 0.1
 DEFAULT_SHUTDOWN_GRACE = 10.0
 
 NOT_RUN_CANCELLED = "cancelled before it started"
+
+#: Events read back from the store that may leave a served conversation
+#: with messages to run.
+_WAKES = (MESSAGE, TURN_COMPLETED)
 NOT_RUN_SHUTDOWN = "the bridge is shutting down"
 NOT_RUN_STOPPED = "the bridge was stopped"
 
@@ -354,16 +359,20 @@ class Dispatcher:
         self.hub.publish([event])
         return event
 
-    def _observe(self, event: Event) -> None:
+    def _observe(self, event: Event, remote: bool) -> None:
         """Every stored event this process learns of, wherever it was written."""
         job = self._jobs.get(event.conversation)
         if event.type == CONVERSATION_CANCEL:
             if job is not None and event.turn == job.turn:
                 job.fire("cancel", str(event.data.get("reason") or NOT_RUN_CANCELLED))
-        elif event.type == MESSAGE and event.conversation in self._served:
-            self._kick(event.conversation)
-        elif event.type == "turn.completed" and event.conversation in self._served:
-            # Another bridge finished a turn: waiting messages may be ours to run.
+        elif (
+            remote
+            and event.type in (MESSAGE, TURN_COMPLETED)
+            and event.conversation in self._served
+        ):
+            # Another process wrote a message, or finished a turn that left
+            # messages waiting: they may be this process's to run. (Its own
+            # messages and turns wake their lane directly.)
             self._kick(event.conversation)
 
     async def _poll(self) -> None:

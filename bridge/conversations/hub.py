@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from bridge.store.base import Store
-from bridge.store.records import TURN_COMPLETED, TURN_PARTIAL, Event
+from bridge.store.records import MESSAGE, TURN_COMPLETED, TURN_PARTIAL, Event
 
 __all__ = ["TRIMMED", "Cursor", "Hub", "Subscription"]
 
@@ -93,6 +93,7 @@ class _Live:
 @dataclass(slots=True)
 class _Conv:
     last: int = 0  # the last stored id this process knows of
+    last_message: int = 0  # the id of the last message event it knows of
     window: deque[Event] = field(default_factory=deque)
     live: _Live | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
@@ -101,14 +102,16 @@ class _Conv:
 
 class Hub:
     """The per-process fan-out of conversation events. ``observers`` are
-    called with every stored event the hub learns of (the dispatcher uses
-    one to notice cancels and approval answers from anywhere)."""
+    called with every stored event the hub learns of, and whether it came
+    from another process (read back from the store) rather than from this
+    one (the dispatcher uses them to notice cancels, approval answers and
+    messages from anywhere)."""
 
     def __init__(self, store: Store, *, window: int = DEFAULT_WINDOW) -> None:
         self.store = store
         self._window = window
         self._convs: dict[str, _Conv] = {}
-        self.observers: list[Callable[[Event], None]] = []
+        self.observers: list[Callable[[Event, bool], None]] = []
 
     def _conv(self, conversation_id: str) -> _Conv:
         conv = self._convs.get(conversation_id)
@@ -127,15 +130,20 @@ class Hub:
         conv = self._convs.get(conversation_id)
         return conv.last if conv is not None else 0
 
+    def last_message(self, conversation_id: str) -> int:
+        """The id of the last ``message`` event this hub knows of (0: none)."""
+        conv = self._convs.get(conversation_id)
+        return conv.last_message if conv is not None else 0
+
     def watched(self) -> list[str]:
         """The conversations someone in this process reads."""
         return [cid for cid, conv in self._convs.items() if conv.readers]
 
     # --- input --------------------------------------------------------------------------------
 
-    def publish(self, events: Iterable[Event]) -> None:
-        """Stored events, oldest first (as written by this process or read
-        from the store). Duplicates and events already known are ignored."""
+    def publish(self, events: Iterable[Event], *, remote: bool = False) -> None:
+        """Stored events, oldest first, as written by this process (or, with
+        ``remote``, read back from the store). Events already known are ignored."""
         touched: list[_Conv] = []
         for event in events:
             conv = self._conv(event.conversation)
@@ -148,8 +156,10 @@ class Hub:
             while len(conv.window) > self._window:
                 conv.window.popleft()
             touched.append(conv)
+            if event.type == MESSAGE:
+                conv.last_message = event.id
             for observe in self.observers:
-                observe(event)
+                observe(event, remote)
         for conv in touched:
             self._wake(conv)
 
@@ -175,7 +185,7 @@ class Hub:
         """Read what other processes wrote since the last known id."""
         while True:
             events = await self.store.read(conversation_id, self.known(conversation_id), READ_BATCH)
-            self.publish(events)
+            self.publish(events, remote=True)
             if len(events) < READ_BATCH:
                 return
 

@@ -51,6 +51,8 @@ class Job:
     conversation: str
     turn: int
     epoch: int
+    #: The id of the last message the turn took.
+    consumed: int = 0
     state: State = "waiting"
     #: Set when the job is cancelled: run_turn watches it to stop the agent.
     cancel: anyio.Event = field(default_factory=anyio.Event)

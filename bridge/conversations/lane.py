@@ -93,39 +93,56 @@ async def _run_turns(d: Dispatcher, cid: str, wake: anyio.Event) -> bool:
             cid, d.owner, [m.id for m in batch], text=text, attachments=files
         )
         d.hub.publish([queued])
-        await _run_job(d, before, conv, queued)
+        if await _run_job(d, before, conv, queued):
+            return False  # the lease went with the turn's completion
     return held
 
 
-async def _run_job(d: Dispatcher, before: Conversation, conv: Conversation, queued: Event) -> None:
-    job = Job(conv.id, queued.turn, conv.reset_epoch)
+async def _run_job(d: Dispatcher, before: Conversation, conv: Conversation, queued: Event) -> bool:
+    """Run the turn and store its end; returns whether the lease was given
+    up with it (nothing this process knows of was waiting)."""
+    job = Job(conv.id, queued.turn, conv.reset_epoch, consumed=conv.consumed)
     d._jobs[conv.id] = job
     result: TurnResult | None = None
+    released = False
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_heartbeat, d, job)
             result = await _execute(d, before, conv, queued, job)
             tg.cancel_scope.cancel()
     finally:
+        # However the turn ended (even cancelled from outside), it is stored.
         with anyio.CancelScope(shield=True):
             if result is None:
                 result = _not_run(job.reason or NOT_RUN_STOPPED)
-            await _complete(d, job, result)
+            released = await _complete(d, job, result)
+    return released
 
 
 NOT_RUN_STOPPED = "the bridge was stopped"
 
 
-async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> None:
+async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> bool:
     cid = job.conversation
     captured = result.session_id if result.session_captured else None
+    # Messages written by other processes that this one has not read yet are
+    # not missed: reading them back wakes a lane (Dispatcher._observe).
+    release = d._closing or d.hub.last_message(cid) <= job.consumed
     try:
         _, completed = await d.store.complete(
-            cid, d.owner, job.turn, outcome_of(result), captured_session=captured, epoch=job.epoch
+            cid,
+            d.owner,
+            job.turn,
+            outcome_of(result),
+            captured_session=captured,
+            epoch=job.epoch,
+            release=release,
         )
         d.hub.publish([completed])
+        return release
     except Exception as exc:
         log.error("conversation %s: turn %d could not be stored: %s", cid, job.turn, exc)
+        return False
     finally:
         d.hub.live_end(cid)
         job.fire("stored")

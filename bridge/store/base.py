@@ -234,11 +234,13 @@ class Store(abc.ABC):
         *,
         captured_session: str | None,
         epoch: int,
+        release: bool = False,
     ) -> tuple[Conversation, Event]:
         """Write the turn's ``turn.completed`` (``outcome`` holds its fields)
         and update the conversation: the captured session is kept unless a
         reset happened since ``epoch``; the turn is no longer running.
-        Trims the log to ``keep_turns``. The lease is kept."""
+        Trims the log to ``keep_turns``. The lease is kept, or with
+        ``release`` given up in the same transaction."""
 
     # --- reading ----------------------------------------------------------------------------------
 

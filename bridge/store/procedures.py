@@ -324,6 +324,7 @@ class TransactionStore(Store):
         *,
         captured_session: str | None,
         epoch: int,
+        release: bool = False,
     ) -> tuple[Conversation, Event]:
         keep = self.keep_turns
 
@@ -339,6 +340,10 @@ class TransactionStore(Store):
                 now=tx.now,
             )
             conv, events = _save(tx, write)
+            if release:
+                let_go = rules.release(conv, owner)
+                if let_go is not None:
+                    conv, _ = _save(tx, let_go)
             return _trim(tx, conv, keep), events[0]
 
         return await self._write(work)
