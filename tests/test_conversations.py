@@ -631,3 +631,28 @@ async def test_bad_input_is_refused_before_anything_is_written(agent: MakeAgent)
         with pytest.raises(UnknownRoute):
             await d.open(ConversationKey("test", "x", Route("/elsewhere", "/tmp", "other")))
     assert await store.read(conv.id) == []
+
+
+async def test_a_turn_longer_than_the_lease_keeps_it_by_renewing(
+    agent: MakeAgent, tmp_path: Path
+) -> None:
+    marker = tmp_path / "inside"
+    profile = agent(
+        f'if [ -e "{marker}" ]; then echo overlap; exit 3; fi\n'
+        f'touch "{marker}"; sleep 1.2; rm "{marker}"; echo "ok $AGENT_MESSAGE"'
+    )
+    path = tmp_path / "sessions.db"
+    async with (
+        SQLiteLogStore(path) as s1,
+        SQLiteLogStore(path) as s2,
+        dispatcher(profile, s1, lease_secs=0.3, poll_secs=0.02) as d1,
+        dispatcher(profile, s2, lease_secs=0.3, poll_secs=0.02) as d2,
+    ):
+        conv = await d1.open(key())
+        await d2.open(key())
+        first = await d1.submit(conv.id, "long")
+        await anyio.sleep(0.6)  # twice the lease: d2 would take it over if d1 did not renew
+        second = await d2.submit(conv.id, "next")
+        one = await d1.outcome(conv.id, first.message.id)
+        two = await d1.outcome(conv.id, second.message.id)
+    assert (one.data["reply"], two.data["reply"]) == ("ok long", "ok next")

@@ -59,7 +59,7 @@ from .approvals import Approvals
 from .errors import Busy, UnknownRoute
 from .hub import Hub, Subscription
 from .jobs import Job
-from .lane import run_lane
+from .lane import renew_leases, run_lane
 
 __all__ = ["DEFAULT_LEASE_SECS", "DEFAULT_MAX_RUNNING", "Dispatcher", "Submitted"]
 
@@ -163,6 +163,7 @@ class Dispatcher:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._poll, name="dispatcher poll")
+        self._tg.start_soon(renew_leases, self, name="dispatcher leases")
         self._tg.start_soon(self._watch_for_cancellation, name="dispatcher cancellation watch")
         return self
 

@@ -106,10 +106,7 @@ async def _run_job(d: Dispatcher, before: Conversation, conv: Conversation, queu
     result: TurnResult | None = None
     released = False
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_heartbeat, d, job)
-            result = await _execute(d, before, conv, queued, job)
-            tg.cancel_scope.cancel()
+        result = await _execute(d, before, conv, queued, job)
     finally:
         # However the turn ended (even cancelled from outside), it is stored.
         with anyio.CancelScope(shield=True):
@@ -149,17 +146,19 @@ async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> bool:
         d._jobs.pop(cid, None)
 
 
-async def _heartbeat(d: Dispatcher, job: Job) -> None:
+async def renew_leases(d: Dispatcher) -> None:
+    """One task per dispatcher: every third of the lease, renew the lease of
+    each conversation whose turn runs here; a lease found lost stops its turn."""
     while True:
         await anyio.sleep(d._lease_secs / 3)
-        try:
-            ok = await d.store.heartbeat(job.conversation, d.owner, lease_secs=d._lease_secs)
-        except Exception as exc:
-            log.warning("conversation %s: cannot renew its lease: %s", job.conversation, exc)
-            continue
-        if not ok:
-            job.fire("cancel", "this bridge lost the conversation to another one")
-            return
+        for job in list(d._jobs.values()):
+            try:
+                ok = await d.store.heartbeat(job.conversation, d.owner, lease_secs=d._lease_secs)
+            except Exception as exc:
+                log.warning("conversation %s: cannot renew its lease: %s", job.conversation, exc)
+                continue
+            if not ok:
+                job.fire("cancel", "this bridge lost the conversation to another one")
 
 
 async def _execute(
@@ -186,12 +185,17 @@ async def _execute(
         files = [wire.Attachment.from_dict(a) for a in data.get("attachments", ())]
         writer = PartialWriter(_partial_writer(d, job))
 
-        def on_partial(text: str) -> None:
-            d.hub.live_chunk(conv.id, text)
-            writer.add(text)
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(writer.run)
+            writing = False
+
+            def on_partial(text: str) -> None:
+                nonlocal writing
+                d.hub.live_chunk(conv.id, text)
+                writer.add(text)
+                if not writing:  # a turn that streams nothing costs no task
+                    writing = True
+                    tg.start_soon(writer.run)
+
             # Shielded: a cancelled host reaches the agent through job.cancel,
             # so the turn still ends with a result (and its session id).
             with anyio.CancelScope(shield=True):
