@@ -27,6 +27,9 @@ from bridge.store.errors import LeaseLost, NotFound, StateError
 from bridge.store.records import (
     CONVERSATION_CANCEL,
     CONVERSATION_RESET,
+    DELIVERY_EDITED,
+    DELIVERY_FINISHED,
+    DELIVERY_POSTED,
     MESSAGE,
     STATUS_ABANDONED,
     STATUS_ERROR,
@@ -592,7 +595,7 @@ class StoreContract:
     async def test_complete_can_give_the_lease_up_in_the_same_write(
         self, store: Store, conv: Conversation
     ) -> None:
-        running, queued = await take_turn(store, conv.id, owner="o1")
+        _, queued = await take_turn(store, conv.id, owner="o1")
         version = await store.version()
         done, _ = await store.complete(
             conv.id, "o1", queued.turn, outcome(), captured_session=None, epoch=0, release=True
@@ -693,6 +696,8 @@ class StoreContract:
     # --- deliveries, reading, retention -------------------------------------------------------
 
     async def test_ack_never_moves_back(self, store: Store, conv: Conversation) -> None:
+        for n in range(7):
+            await store.add_message(conv.id, NewMessage(f"m{n}"))
         assert await store.acked("tg", conv.id) == 0
         await store.ack("tg", conv.id, 5)
         await store.ack("tg", conv.id, 3)
@@ -702,6 +707,42 @@ class StoreContract:
         assert await store.acked("tg", conv.id) == 7
         with pytest.raises(ValueError):
             await store.ack("tg", conv.id, -1)
+        with pytest.raises(ValueError, match="not a position"):
+            await store.ack("tg", conv.id, 8)
+        assert await store.acked("tg", conv.id) == 7
+
+    async def test_a_delivery_is_recorded_and_acknowledged_in_one_write(
+        self, store: Store, conv: Conversation
+    ) -> None:
+        _, queued = await take_turn(store, conv.id)
+        posted = await store.delivered(
+            conv.id, "tg", DELIVERY_POSTED, ["m-1"], turn=queued.turn, data={"chars": 12}
+        )
+        assert (posted.type, posted.turn, posted.data) == (
+            DELIVERY_POSTED,
+            queued.turn,
+            {"chars": 12, "channel": "tg", "ids": ["m-1"]},
+        )
+        assert await store.acked("tg", conv.id) == 0, "no position given: nothing acknowledged"
+        edited = await store.delivered(
+            conv.id, "tg", DELIVERY_EDITED, ["m-1"], turn=queued.turn, position=posted.id
+        )
+        assert edited.id == posted.id + 1
+        assert await store.acked("tg", conv.id) == posted.id
+        last = await store.read(conv.id, after=posted.id)
+        assert [e.type for e in last] == [DELIVERY_EDITED]
+        version = await store.version()
+        for bad in (
+            dict(type="delivery.lost", ids=["x"]),
+            dict(type=DELIVERY_FINISHED, ids=["x"], turn=99),
+            dict(type=DELIVERY_FINISHED, ids=["x"], position=10_000),
+        ):
+            with pytest.raises(ValueError):
+                await store.delivered(conv.id, "tg", **bad)  # type: ignore[arg-type]
+        assert await store.version() == version, "a refused delivery writes nothing"
+        assert await store.read(conv.id, after=edited.id) == []
+        with pytest.raises(NotFound):
+            await store.delivered("nope", "tg", DELIVERY_POSTED, ["x"])
 
     async def test_read_after_and_limit(self, store: Store, conv: Conversation) -> None:
         for n in range(6):
@@ -822,9 +863,9 @@ class StoreContract:
             conv = await store.open(KEY)
             await store.add_message(conv.id, NewMessage("x"))
             await store.ack("tg", conv.id, 1)
-            await store.ack("http", conv.id, 40)
             for _ in range(4):
                 done = await whole_turn(store, conv.id)
+                await store.ack("http", conv.id, done.last_event)
             assert done.first_event == 2, "tg has delivered only up to event 1"
             assert (await store.read(conv.id))[0].id == 2
             await store.ack("tg", conv.id, done.last_event)

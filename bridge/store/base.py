@@ -172,6 +172,27 @@ class Store(abc.ABC):
         a position never moves back."""
 
     @abc.abstractmethod
+    async def delivered(
+        self,
+        conversation_id: str,
+        channel: str,
+        type: str,
+        ids: Sequence[str],
+        *,
+        turn: int = 0,
+        data: Mapping[str, Any] | None = None,
+        position: int | None = None,
+    ) -> Event:
+        """Record what ``channel`` did on its platform: append
+        ``delivery.posted``, ``delivery.edited`` or ``delivery.finished``
+        (``type``) with the platform's message ``ids``, the ``turn`` it was
+        about and any ``data`` (how much of the reply it holds, say), and with
+        ``position`` acknowledge up to that event id in the same transaction.
+        After a crash a delivery worker so knows both where it was and which
+        messages it had posted, and finishes a half-delivered reply by
+        editing them instead of posting again."""
+
+    @abc.abstractmethod
     async def acked(self, channel: str, conversation_id: str) -> int:
         """``channel``'s acknowledged position (0: nothing yet)."""
 

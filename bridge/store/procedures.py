@@ -235,10 +235,33 @@ class TransactionStore(Store):
             raise ValueError(f"a delivery position is an event id >= 0, not {position}")
 
         def work(tx: Transaction) -> None:
-            _conversation(tx, conversation_id)
+            _check_position(_conversation(tx, conversation_id), position)
             tx.ack(channel, conversation_id, position)
 
         await self._write(work)
+
+    async def delivered(
+        self,
+        conversation_id: str,
+        channel: str,
+        type: str,
+        ids: Sequence[str],
+        *,
+        turn: int = 0,
+        data: Mapping[str, Any] | None = None,
+        position: int | None = None,
+    ) -> Event:
+        def work(tx: Transaction) -> Event:
+            conv = _conversation(tx, conversation_id)
+            write = rules.delivery(conv, channel, type, ids, turn, data or {})
+            if position is not None:  # checked before anything is saved
+                _check_position(replace(conv, last_event=conv.last_event + 1), position)
+            conv, events = _save(tx, write)
+            if position is not None:
+                tx.ack(channel, conversation_id, position)
+            return events[0]
+
+        return await self._write(work)
 
     async def acked(self, channel: str, conversation_id: str) -> int:
         return await self._read(lambda tx: tx.acked(channel, conversation_id))
@@ -373,6 +396,14 @@ class TransactionStore(Store):
             return turns if limit is None else turns[-limit:]
 
         return await self._read(work)
+
+
+def _check_position(conv: Conversation, position: int) -> None:
+    if position < 0 or position > conv.last_event:
+        raise ValueError(
+            f"conversation {conv.label} has events 1 to {conv.last_event}; "
+            f"{position} is not a position in it"
+        )
 
 
 def _trim(tx: Transaction, conv: Conversation, keep_turns: int) -> Conversation:

@@ -27,6 +27,9 @@ from .errors import LeaseLost, NotFound
 from .records import (
     CONVERSATION_CANCEL,
     CONVERSATION_RESET,
+    DELIVERY_EDITED,
+    DELIVERY_FINISHED,
+    DELIVERY_POSTED,
     MESSAGE,
     STATUS_ABANDONED,
     STATUSES,
@@ -481,3 +484,25 @@ def transcript_of(events: Sequence[Event]) -> list[TranscriptTurn]:
                 )
             )
     return out
+
+
+DELIVERY_TYPES = (DELIVERY_POSTED, DELIVERY_EDITED, DELIVERY_FINISHED)
+
+
+def delivery(
+    conv: Conversation,
+    channel: str,
+    type_: str,
+    ids: Sequence[str],
+    turn: int,
+    data: Mapping[str, Any],
+) -> Write:
+    """A channel's record of what it posted, edited or finished on its platform."""
+    if type_ not in DELIVERY_TYPES:
+        raise ValueError(f"a delivery event is one of {', '.join(DELIVERY_TYPES)}, not {type_!r}")
+    if not channel:
+        raise ValueError("a delivery event names its channel")
+    if turn < 0 or turn > conv.turn_count:
+        raise ValueError(f"conversation {conv.label} has no turn {turn}")
+    payload = {**data, "channel": channel, "ids": [str(i) for i in ids]}
+    return Write(conv, ((type_, turn, payload),))
