@@ -656,3 +656,52 @@ async def test_a_turn_longer_than_the_lease_keeps_it_by_renewing(
         one = await d1.outcome(conv.id, first.message.id)
         two = await d1.outcome(conv.id, second.message.id)
     assert (one.data["reply"], two.data["reply"]) == ("ok long", "ok next")
+
+
+async def test_shutdown_lets_a_turn_that_ends_in_time_finish(agent: MakeAgent) -> None:
+    store = MemoryStore()
+    d = dispatcher(agent("sleep 0.3\necho done"), store)
+    async with d:
+        conv = await d.open(key())
+        async with d.subscribe(conv.id) as sub:
+            await d.submit(conv.id, "x")
+            await collect_until(sub, lambda e: e.type == TURN_STARTED)
+    done = [e for e in await store.read(conv.id) if e.type == TURN_COMPLETED]
+    assert [(e.data["status"], e.data["reply"]) for e in done] == [("ok", "done")]
+    with pytest.raises(Busy) as refused:
+        await d.submit(conv.id, "after")
+    assert refused.value.reason == "shutting_down"
+
+
+def test_bad_settings_are_refused() -> None:
+    for kw in ({"max_running": 0}, {"session_idle_secs": 0}):
+        with pytest.raises(ValueError):
+            Dispatcher(MemoryStore(), {}, **kw)  # type: ignore[arg-type]
+    for kw in ({"busy_policy": "wait"}, {"queue_limit": 0}, {"max_per_user": 0}):
+        with pytest.raises(ValueError):
+            Dispatcher(MemoryStore(), {}, **kw)  # type: ignore[arg-type]
+
+
+def test_a_dispatcher_can_be_made_outside_the_event_loop() -> None:
+    Dispatcher(MemoryStore(), {}, busy_policy="collect", max_per_user=3)
+
+
+class FullDisk(MemoryStore):
+    """A store that cannot write a turn's end, as a full disk would."""
+
+    async def complete(self, *args: Any, **kw: Any) -> Any:
+        from bridge.store.errors import StoreError
+
+        raise StoreError("cannot write sessions.db: database or disk is full")
+
+
+async def test_a_store_that_cannot_store_a_turns_end_does_not_leave_readers_waiting(
+    agent: MakeAgent,
+) -> None:
+    async with dispatcher(agent("echo answered"), FullDisk()) as d:
+        conv = await d.open(key())
+        with anyio.fail_after(20):
+            done = await say(d, conv, "hi")
+    assert done.live, "told in this process, not stored"
+    assert done.data["reply"] == "answered", "the answer is not lost"
+    assert any("could not be saved" in w and "disk is full" in w for w in done.data["warnings"])

@@ -98,6 +98,9 @@ class _Conv:
     live: _Live | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
     readers: int = 0
+    #: Events that could not be stored (the store failed), told to the
+    #: readers of this process so none of them waits for them forever.
+    unsaved: list[Event] = field(default_factory=list)
 
 
 class Hub:
@@ -181,6 +184,14 @@ class Hub:
             conv.live = None
             self._wake(conv)
 
+    def unsaved(self, event: Event) -> None:
+        """An event that should have been stored and could not be (its
+        ``live`` is True): readers here get it after what they have, so a
+        turn whose end the store refused still ends for them."""
+        conv = self._conv(event.conversation)
+        conv.unsaved.append(event)
+        self._wake(conv)
+
     async def refresh(self, conversation_id: str) -> None:
         """Read what other processes wrote since the last known id."""
         while True:
@@ -239,6 +250,7 @@ class Subscription:
         self._ready: deque[Event] = deque()
         self._seen: dict[int, int] = {}  # turn -> streamed characters handed out
         self._chunk: dict[int, int] = {}  # turn -> live chunks handed out
+        self._told = len(hub._conv(conversation_id).unsaved)  # unsaved events handed out
         # What was handed out (the queue above may run ahead of it).
         self._out = after
         if after.turn:
@@ -266,6 +278,10 @@ class Subscription:
                 continue
             live = conv.live
             if live is not None and self.position >= live.after and self._take_live(live):
+                continue
+            if self._told < len(conv.unsaved):
+                self._ready.extend(conv.unsaved[self._told :])
+                self._told = len(conv.unsaved)
                 continue
             if self.hub._closed:
                 raise StopAsyncIteration

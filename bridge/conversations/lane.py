@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from agentproc import wire
-from bridge.store.records import TURN_PARTIAL, TURN_PERMISSION, Conversation, Event
+from bridge.store.errors import LeaseLost
+from bridge.store.records import (
+    TURN_COMPLETED,
+    TURN_PARTIAL,
+    TURN_PERMISSION,
+    Conversation,
+    Event,
+)
 from bridge.store.session_rules import session_to_resume, status_of
 from bridge.turn.machine import EXIT_CANCELLED, TurnResult
 from bridge.turn.profile import Profile
@@ -38,6 +45,9 @@ log = logging.getLogger("bridge.conversations")
 CLAIM_RETRY_SECS = 1.0
 #: How long a lane waits after a store error before it tries again.
 STORE_RETRY_SECS = 1.0
+#: Pauses between attempts to store a turn's end while the store fails
+#: (each multiplied by the attempt's number).
+COMPLETE_RETRY_SECS = (0.1, 0.5, 1.0)
 
 
 async def run_lane(d: Dispatcher, cid: str) -> None:
@@ -125,20 +135,38 @@ async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> bool:
     # Messages written by other processes that this one has not read yet are
     # not missed: reading them back wakes a lane (Dispatcher._observe).
     release = d._closing or d.hub.last_message(cid) <= job.consumed
+    outcome = outcome_of(result)
     try:
-        _, completed = await d.store.complete(
-            cid,
-            d.owner,
-            job.turn,
-            outcome_of(result),
-            captured_session=captured,
-            epoch=job.epoch,
-            release=release,
-        )
-        d.hub.publish([completed])
-        return release
+        for attempt, pause in enumerate((*COMPLETE_RETRY_SECS, None)):
+            try:
+                _, completed = await d.store.complete(
+                    cid,
+                    d.owner,
+                    job.turn,
+                    outcome,
+                    captured_session=captured,
+                    epoch=job.epoch,
+                    release=release,
+                )
+            except Exception as exc:
+                if pause is None or isinstance(exc, LeaseLost):
+                    raise
+                log.warning("conversation %s: turn %d not stored yet (%s)", cid, job.turn, exc)
+                await anyio.sleep(pause * (attempt + 1))
+            else:
+                d.hub.publish([completed])
+                return release
+        return False  # not reached: the last attempt returns or raises
     except Exception as exc:
+        # The answer is not lost for the readers here: they get the turn's
+        # end with a warning. The store still shows the turn open; whoever
+        # opens the conversation next closes it as abandoned.
         log.error("conversation %s: turn %d could not be stored: %s", cid, job.turn, exc)
+        warning = f"the turn could not be saved in the store: {exc}"
+        outcome["warnings"] = [*outcome["warnings"], warning]
+        d.hub.unsaved(
+            Event(cid, d.hub.known(cid), TURN_COMPLETED, job.turn, time.time(), outcome, live=True)
+        )
         return False
     finally:
         d.hub.live_end(cid)
