@@ -551,6 +551,34 @@ async def test_a_cancel_from_another_dispatcher_stops_the_turn(
     assert events[-1].turn == 1 and sent.message.id == 1
 
 
+async def test_interrupt_stops_a_turn_another_dispatcher_runs(
+    agent: MakeAgent, tmp_path: Path
+) -> None:
+    profile = agent(
+        'echo "AGENT_PARTIAL:\\"working\\""\nif [ "$AGENT_MESSAGE" = slow ]; then sleep 30; fi\n'
+        'echo "got $AGENT_MESSAGE"',
+        busy_policy="interrupt",
+    )
+    path = tmp_path / "sessions.db"
+    async with (
+        SQLiteLogStore(path) as s1,
+        SQLiteLogStore(path) as s2,
+        dispatcher(profile, s1, poll_secs=0.02) as d1,
+        dispatcher(profile, s2, poll_secs=0.02) as d2,
+    ):
+        conv = await d1.open(key())
+        await d2.open(key())
+        async with d2.subscribe(conv.id) as watcher:
+            first = await d1.submit(conv.id, "slow")
+            await collect_until(watcher, lambda e: e.type == TURN_PARTIAL)
+            second = await d2.submit(conv.id, "now")
+            with anyio.fail_after(20):
+                stopped = await d2.outcome(conv.id, first.message.id)
+                answered = await d2.outcome(conv.id, second.message.id)
+    assert stopped.data["status"] == "cancelled"
+    assert answered.data["reply"] == "got now"
+
+
 async def test_a_dead_bridges_turn_is_closed_as_abandoned_not_rerun(
     agent: MakeAgent, sqlite_store: SQLiteLogStore
 ) -> None:

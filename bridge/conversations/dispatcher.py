@@ -258,8 +258,7 @@ class Dispatcher:
         self.hub.publish([event])
         self._served.add(conv.id)
         if not duplicate:
-            job = self._jobs.get(conv.id)
-            if job is not None and policies.interrupts(caps.policy):
+            if policies.interrupts(caps.policy) and await self._turn_running(conv.id):
                 await self._cancel(
                     conv.id, by=from_user, drop=False, reason="interrupted by a newer message"
                 )
@@ -354,6 +353,13 @@ class Dispatcher:
             )
         self._known[conv.id] = conv
         return conv
+
+    async def _turn_running(self, conversation_id: str) -> bool:
+        """Whether a turn of the conversation runs, here or in another process."""
+        if conversation_id in self._jobs:
+            return True
+        conv = await self.store.get(conversation_id)
+        return conv is not None and conv.running_turn != 0
 
     async def _cancel(self, conversation_id: str, *, by: str, drop: bool, reason: str) -> Event:
         event = await self.store.cancel(conversation_id, by=by, drop_pending=drop, reason=reason)
