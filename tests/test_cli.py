@@ -514,8 +514,8 @@ def test_permission_asked_at_the_terminal(
     assert response["allow"] is allowed
     assert "Allow Bash? [y/N]" in run.err
     # The question shows what would really run, not only the agent's description.
-    assert "why:   list files" in run.err
-    assert 'input: {"command": "ls"}' in run.err
+    assert "why:     list files" in run.err
+    assert "command: ls" in run.err
 
 
 def test_turn_end_closes_an_open_terminal_prompt(py_agent: Callable[..., Path]) -> None:

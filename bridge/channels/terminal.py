@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 from agentproc.wire import PermissionDecision, PermissionRequest
 
@@ -63,25 +63,69 @@ class StdinLines:
         return line.rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
-#: How much of a tool's input the question shows: enough for a command or a
-#: path and its content's start, short enough to read before answering.
+#: How much of a tool's input the question shows as JSON: enough for a few
+#: arguments, short enough to read before answering.
 INPUT_SHOWN_CHARS = 600
+#: How much of a command or a file's content is shown, in lines and in
+#: characters per line: enough to see what runs or what is written.
+TEXT_SHOWN_LINES = 12
+TEXT_SHOWN_LINE_CHARS = 240
+#: Input keys shown as they are, not as JSON (the command a tool runs, the file
+#: it writes and what it writes), with the label each gets.
+PLAIN_INPUT_KEYS = (("command", "command"), ("file_path", "file"), ("content", "content"))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but newlines and tabs) escaped, so
+    what an agent sends cannot move the cursor or recolour the question."""
+    if all(ch.isprintable() or ch in "\n\t" for ch in text):
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain_lines(label: str, value: str) -> list[str]:
+    lines = printable(value).split("\n")
+    shown = [_cut(line, TEXT_SHOWN_LINE_CHARS) for line in lines[:TEXT_SHOWN_LINES]]
+    if len(lines) > TEXT_SHOWN_LINES:
+        more = len(lines) - TEXT_SHOWN_LINES
+        shown.append(f"… ({more} more line{'' if more == 1 else 's'}, {len(value)} characters)")
+    head = f"  {label}:".ljust(11)
+    return [head + shown[0], *(" " * 11 + line for line in shown[1:])]
+
+
+def describe_permission(tool: str, description: str, input: Mapping[str, Any]) -> list[str]:
+    """The question's lead-in, one line each: the tool, what the agent says it
+    is for, and the input it would run with (the input is what is really
+    allowed): a command, a file's path and its content as they are, anything
+    else as compact JSON, all cut to a readable size."""
+    import json
+
+    lines = [f"agentproc: the agent asks to use {printable(tool)}"]
+    if description:
+        why = printable(" ".join(description.split()))
+        lines.append(f"  why:     {_cut(why, INPUT_SHOWN_CHARS)}")
+    rest = dict(input)
+    for key, label in PLAIN_INPUT_KEYS:
+        value = rest.get(key)
+        if isinstance(value, str):
+            del rest[key]
+            lines += _plain_lines(label, value)
+    if rest:
+        shown = json.dumps(rest, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+        lines.append(f"  input:   {_cut(printable(shown), INPUT_SHOWN_CHARS)}")
+    return lines
 
 
 def describe_request(req: PermissionRequest) -> str:
-    """The question's lead-in: the tool, what the agent says it is for, and the
-    input it would run with (the input is what is really allowed)."""
-    import json
-
-    lines = [f"agentproc: the agent asks to use {req.tool}"]
-    if req.description:
-        lines.append(f"  why:   {' '.join(req.description.split())}")
-    if req.input:
-        shown = json.dumps(req.input, ensure_ascii=False, sort_keys=True)
-        if len(shown) > INPUT_SHOWN_CHARS:
-            shown = shown[: INPUT_SHOWN_CHARS - 1] + "…"
-        lines.append(f"  input: {shown}")
-    return "\n".join(lines)
+    """:func:`describe_permission` of a request, as one block of text."""
+    return "\n".join(describe_permission(req.tool, req.description, req.input or {}))
 
 
 async def ask_permission(lines: StdinLines, req: PermissionRequest) -> PermissionDecision:
@@ -104,10 +148,15 @@ async def ask_permission(lines: StdinLines, req: PermissionRequest) -> Permissio
     return PermissionDecision(False, None, "denied by the user at the terminal")
 
 
+def denial_without_terminal(why: str) -> str:
+    """The message an agent gets when nobody could be asked."""
+    return f"denied: the bridge has no terminal to ask ({why})"
+
+
 def deny_without_terminal(req: PermissionRequest, why: str) -> PermissionDecision:
     """Deny when no one can be asked, and say so on stderr."""
     sys.stderr.write(f"agentproc: denied {req.tool}: {why}\n")
-    return PermissionDecision(False, None, f"denied: the bridge has no terminal to ask ({why})")
+    return PermissionDecision(False, None, denial_without_terminal(why))
 
 
 # --- showing a turn's reply after its streamed text ------------------------------------------
