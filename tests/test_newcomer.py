@@ -434,9 +434,9 @@ def test_chat_at_a_terminal_with_a_missing_command_says_so_first(
 ) -> None:
     profile = make_profile(command=MISSING, name="ghost")
     argv = [AGENTPROC, "chat", str(profile), "--data-dir", str(tmp_path / "data")]
-    out = run_in_pty(argv, answer=b"/quit\n", prompt=b"you> ")
+    out = run_in_pty(argv, answer=b"/quit\r", prompt=b"you>")
     warning = out.index(MISSING)
-    assert warning < out.index("Chatting with ghost") < out.index("you> ")
+    assert warning < out.index("Chatting with ghost") < out.index("you>")
 
 
 def test_piped_chat_exits_1_when_a_turn_failed(

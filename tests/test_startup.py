@@ -39,6 +39,7 @@ def test_version_imports_no_command_line_library(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTPROC_CACHE_DIR": str(tmp_path)}
     names = imported(["--version"], env)
     assert "click" not in names and "bridge.cli.main" not in names
+    assert "prompt_toolkit" not in names
     out = subprocess.run([AGENTPROC, "--version"], capture_output=True, check=True, timeout=30)
     assert out.stdout.decode().startswith("agentproc, version ")
 
@@ -50,8 +51,9 @@ def test_a_plain_run_needs_no_event_loop_and_no_model_once_cached(
     env = {**os.environ, "AGENTPROC_CACHE_DIR": str(tmp_path / "cache")}
     first = imported(["run", str(path), "-m", "x"], env)
     assert "pydantic" in first  # the first run validates the file with the model
+    assert "prompt_toolkit" not in first  # only an interactive chat uses it
     again = imported(["run", str(path), "-m", "x"], env)
-    for heavy in ("anyio", "asyncio", "pydantic", "yaml"):
+    for heavy in ("anyio", "asyncio", "pydantic", "yaml", "prompt_toolkit"):
         assert heavy not in again, heavy
 
 

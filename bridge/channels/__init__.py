@@ -1,7 +1,9 @@
 """Where messages come from and replies go: layer 5 of the bridge.
 
 One module per channel: ``chat`` (the terminal channel, ``agentproc chat``:
-one conversation on the dispatcher) and ``batch`` (a file of messages in, one
+one conversation in the log, on the dispatcher; what it shows for each event
+is planned by ``chat_view``, and its line editing at a terminal is
+``prompt_input``, imported only there) and ``batch`` (a file of messages in, one
 result line per message out; reading the input is ``batch_input``, the
 results file ``batch_output``). ``terminal`` is what the terminal channel and
 ``agentproc run`` share: reading input without blocking the event loop, the
