@@ -69,7 +69,7 @@ def bench_log_stream(work: Path, rounds: int) -> tuple[float, float]:
     from bridge import load_profile, run_turn
     from bridge.conversations.dispatcher import Dispatcher
     from bridge.store.records import TURN_COMPLETED, TURN_PARTIAL, ConversationKey
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
     agent = work / "chunk_agent.py"
     agent.write_text(CHUNK_AGENT)
@@ -96,7 +96,7 @@ def bench_log_stream(work: Path, rounds: int) -> tuple[float, float]:
     def ours() -> float:
         async def turn() -> None:
             async with (
-                SQLiteLogStore(work / f"log-stream-{next(counter)}.db") as store,
+                SQLiteStore(work / f"log-stream-{next(counter)}.db") as store,
                 Dispatcher(store, {_route(): profile}) as d,
             ):
                 conv = await d.open(ConversationKey("bench", "c", _route()))
@@ -128,7 +128,7 @@ def bench_chunk_latency(work: Path, chunks: int = 500) -> tuple[float, float]:
     from bridge import load_profile
     from bridge.conversations.dispatcher import Dispatcher
     from bridge.store.records import TURN_COMPLETED, TURN_PARTIAL, ConversationKey
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
     agent = work / "latency_agent.py"
     agent.write_text(LATENCY_AGENT)
@@ -139,7 +139,7 @@ def bench_chunk_latency(work: Path, chunks: int = 500) -> tuple[float, float]:
 
     async def turn() -> None:
         async with (
-            SQLiteLogStore(work / "latency.db") as store,
+            SQLiteStore(work / "latency.db") as store,
             Dispatcher(store, {_route(): profile}) as d,
         ):
             conv = await d.open(ConversationKey("bench", "latency", _route()))
@@ -245,7 +245,7 @@ def bench_store(work: Path, turns: int = 1000) -> dict[str, tuple[float, float]]
     from bridge.store.memory import MemoryStore
     from bridge.store.records import TURN_PARTIAL, ConversationKey, NewMessage
     from bridge.store.rules import new_owner
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
     outcome = {
         "status": "ok",
@@ -288,7 +288,7 @@ def bench_store(work: Path, turns: int = 1000) -> dict[str, tuple[float, float]]
         return per_turn, per_event
 
     async def sqlite() -> tuple[float, float]:
-        async with SQLiteLogStore(work / "bench-store.db") as store:
+        async with SQLiteStore(work / "bench-store.db") as store:
             return await measure(store)
 
     return {"memory": anyio.run(measure, MemoryStore()), "sqlite": anyio.run(sqlite)}

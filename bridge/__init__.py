@@ -30,11 +30,12 @@ from agentproc import __version__
 if TYPE_CHECKING:
     from agentproc.wire import Attachment, PermissionDecision, PermissionRequest
     from bridge.channels.errors import ChannelError, UsageError
-    from bridge.conversations.dispatcher import Dispatcher
-    from bridge.conversations.errors import Busy, ConversationError
-    from bridge.conversations.legacy import TurnHandle
+    from bridge.conversations.dispatcher import Dispatcher, TurnHandle
+    from bridge.conversations.errors import Busy, ConversationError, UnknownRoute
+    from bridge.store.base import SessionStore, Store
     from bridge.store.errors import StateError, StoreError
-    from bridge.store.sessions import ConversationKey, MemoryStore, SessionStore
+    from bridge.store.memory import MemoryStore
+    from bridge.store.records import ConversationKey, Route
     from bridge.store.sqlite import SQLiteStore, open_store
     from bridge.turn.errors import LaunchError, ProfileError, ProfileNotFoundError, TurnError
     from bridge.turn.launch import LaunchPlan, build_plan
@@ -92,10 +93,13 @@ _HOMES = {
     "TurnResult": "bridge.turn.machine",
     "TurnWarning": "bridge.turn.machine",
     "Dispatcher": "bridge.conversations.dispatcher",
-    "TurnHandle": "bridge.conversations.legacy",
-    "ConversationKey": "bridge.store.sessions",
-    "SessionStore": "bridge.store.sessions",
-    "MemoryStore": "bridge.store.sessions",
+    "TurnHandle": "bridge.conversations.dispatcher",
+    "UnknownRoute": "bridge.conversations.errors",
+    "Store": "bridge.store.base",
+    "Route": "bridge.store.records",
+    "ConversationKey": "bridge.store.records",
+    "SessionStore": "bridge.store.base",
+    "MemoryStore": "bridge.store.memory",
     "SQLiteStore": "bridge.store.sqlite",
     "open_store": "bridge.store.sqlite",
 }
@@ -133,10 +137,12 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProfileNotFoundError",
+    "Route",
     "SQLiteStore",
     "SessionCaptured",
     "SessionStore",
     "StateError",
+    "Store",
     "StoreError",
     "Turn",
     "TurnError",
@@ -144,6 +150,7 @@ __all__ = [
     "TurnRequest",
     "TurnResult",
     "TurnWarning",
+    "UnknownRoute",
     "UsageError",
     "__version__",
     "build_plan",

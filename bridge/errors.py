@@ -21,8 +21,7 @@ module. All of them, together::
     │   │                            dispatcher cannot take
     │   ├── Busy                     refused: busy, queue full, user limit, bridge full,
     │   │                            shutting down; nothing was written
-    │   ├── UnknownRoute             no profile for the conversation's route (exit 2)
-    │   └── UnknownProfile           (the older dispatcher) a profile the bridge lacks (exit 2)
+    │   └── UnknownRoute             no profile for the conversation's route (exit 2)
     └── ChannelError                 bridge.channels.errors: a channel cannot do what it
         │                            was asked
         ├── UsageError               a request that makes no sense (exit 2)

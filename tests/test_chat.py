@@ -39,7 +39,7 @@ from bridge.channels.chat_view import (
     Text,
 )
 from bridge.store.records import Conversation, Event, TranscriptTurn
-from bridge.store.sqlitelog import open_log_store
+from bridge.store.sqlite import open_store
 
 # An agent that names a session on its first turn and says which one it got.
 SESSION_AGENT = """\
@@ -128,7 +128,7 @@ def stored(data_dir: Path) -> list[Stored]:
     """Every conversation in the store, with its turns and log, oldest first."""
 
     async def read() -> list[Stored]:
-        async with open_log_store(data_dir, read_only=True) as store:
+        async with open_store(data_dir, read_only=True) as store:
             out = []
             for conv in await store.conversations():
                 out.append(

@@ -35,8 +35,8 @@ from bridge.store.records import (
     NewMessage,
     Route,
 )
+from bridge.store.sqlite import SQLiteStore, open_store
 from bridge.store.sqlite_schema import carried_over_id
-from bridge.store.sqlitelog import SQLiteLogStore, open_log_store
 
 T = TypeVar("T")
 
@@ -66,18 +66,18 @@ LIST_KEYS = [
 ]
 
 
-def store_call(data: Path, work: Callable[[SQLiteLogStore], Awaitable[T]]) -> T:
+def store_call(data: Path, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
     """Run ``work`` on the store in ``data``, opened for writing, as a bridge would."""
 
     async def go() -> T:
-        async with open_log_store(data) as store:
+        async with open_store(data) as store:
             return await work(store)
 
     return anyio.run(go)
 
 
 async def turn(
-    store: SQLiteLogStore,
+    store: SQLiteStore,
     conv_id: str,
     owner: str,
     text: str,
@@ -124,7 +124,7 @@ def fx(tmp_path: Path) -> Fixture:
     data = tmp_path / "data"
     owner = rules.new_owner()  # this process: alive, so the running turn's lease is live
 
-    async def build(store: SQLiteLogStore) -> Fixture:
+    async def build(store: SQLiteStore) -> Fixture:
         echo = await store.open(ConversationKey("terminal", "a", ECHO))
         other = await store.open(ConversationKey("terminal", "a", OTHER_ECHO))
         odd = await store.open(ODD_KEY)
@@ -313,7 +313,7 @@ def test_control_characters_are_shown_escaped(tmp_path: Path) -> None:
     data = tmp_path / "data"
     key = ConversationKey("tg", "line\nbreak", ECHO)
 
-    async def build(store: SQLiteLogStore) -> str:
+    async def build(store: SQLiteStore) -> str:
         conv = await store.open(key)
         reply = "\x1b]0;title\x07\x1b[31mred\x1b[0m\ttabbed\nnext"
         await turn(store, conv.id, rules.new_owner(), "hi", reply=reply)
@@ -375,7 +375,7 @@ def test_reset_forgets_the_agent_session(fx: Fixture) -> None:
         f"reset: terminal:a@echo ({fx.echo}) starts a fresh agent session on its next turn\n"
     )
 
-    async def check(store: SQLiteLogStore) -> None:
+    async def check(store: SQLiteStore) -> None:
         conv = await store.get(fx.echo)
         assert conv is not None and (conv.session_id, conv.reset_epoch) == ("", 1)
         last = (await store.read(conv.id))[-1]
@@ -393,7 +393,7 @@ def test_cancel_asks_the_running_process_to_stop(fx: Fixture) -> None:
     assert "stops the agent when it sees the request" in run.out
     assert "dropped 1 waiting message\n" in run.out
 
-    async def check(store: SQLiteLogStore) -> None:
+    async def check(store: SQLiteStore) -> None:
         last = (await store.read(fx.odd))[-1]
         assert (last.type, last.turn, len(last.data["dropped"])) == (CONVERSATION_CANCEL, 2, 1)
         conv = await store.get(fx.odd)
@@ -406,7 +406,7 @@ def test_cancel_asks_the_running_process_to_stop(fx: Fixture) -> None:
 def test_cancel_closes_a_turn_whose_process_is_gone(tmp_path: Path) -> None:
     data = tmp_path / "data"
 
-    async def build(store: SQLiteLogStore) -> str:
+    async def build(store: SQLiteStore) -> str:
         conv = await store.open(ConversationKey("terminal", "a", ECHO))
         await turn(store, conv.id, dead_owner(), "lost", finish=False)
         return conv.id

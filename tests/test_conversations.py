@@ -39,7 +39,7 @@ from bridge.store.records import (
     Event,
     Route,
 )
-from bridge.store.sqlitelog import SQLiteLogStore
+from bridge.store.sqlite import SQLiteStore
 from bridge.turn.errors import LaunchError
 from bridge.turn.profile import Profile
 
@@ -128,8 +128,8 @@ def streamed(events: list[Event], turn: int | None = None) -> str:
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteLogStore]:
-    async with SQLiteLogStore(tmp_path / "sessions.db") as store:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore(tmp_path / "sessions.db") as store:
         yield store
 
 
@@ -158,7 +158,7 @@ async def test_a_turn_writes_its_events_in_order(agent: MakeAgent) -> None:
 
 
 async def test_turn_numbers_come_from_the_store_across_dispatchers(
-    agent: MakeAgent, sqlite_store: SQLiteLogStore
+    agent: MakeAgent, sqlite_store: SQLiteStore
 ) -> None:
     profile = agent("echo ok")
     for _ in range(2):
@@ -282,7 +282,7 @@ def test_a_bad_cursor_is_refused_with_what_one_looks_like(garbage: str) -> None:
 
 
 async def test_a_subscriber_from_zero_reads_the_whole_log_from_the_store(
-    agent: MakeAgent, sqlite_store: SQLiteLogStore
+    agent: MakeAgent, sqlite_store: SQLiteStore
 ) -> None:
     profile = agent(CHUNKS.format(n=300))
     async with dispatcher(profile, sqlite_store) as d:
@@ -513,8 +513,8 @@ async def test_two_dispatchers_never_run_two_turns_of_one_conversation(
     )
     path = tmp_path / "sessions.db"
     async with (
-        SQLiteLogStore(path) as s1,
-        SQLiteLogStore(path) as s2,
+        SQLiteStore(path) as s1,
+        SQLiteStore(path) as s2,
         dispatcher(profile, s1, poll_secs=0.02) as d1,
         dispatcher(profile, s2, poll_secs=0.02) as d2,
     ):
@@ -536,8 +536,8 @@ async def test_a_cancel_from_another_dispatcher_stops_the_turn(
     profile = agent("echo 'AGENT_PARTIAL:\"started\"'\nsleep 30")
     path = tmp_path / "sessions.db"
     async with (
-        SQLiteLogStore(path) as s1,
-        SQLiteLogStore(path) as s2,
+        SQLiteStore(path) as s1,
+        SQLiteStore(path) as s2,
         dispatcher(profile, s1, poll_secs=0.02) as d1,
         dispatcher(profile, s2, poll_secs=0.02) as d2,
     ):
@@ -561,8 +561,8 @@ async def test_interrupt_stops_a_turn_another_dispatcher_runs(
     )
     path = tmp_path / "sessions.db"
     async with (
-        SQLiteLogStore(path) as s1,
-        SQLiteLogStore(path) as s2,
+        SQLiteStore(path) as s1,
+        SQLiteStore(path) as s2,
         dispatcher(profile, s1, poll_secs=0.02) as d1,
         dispatcher(profile, s2, poll_secs=0.02) as d2,
     ):
@@ -580,7 +580,7 @@ async def test_interrupt_stops_a_turn_another_dispatcher_runs(
 
 
 async def test_a_dead_bridges_turn_is_closed_as_abandoned_not_rerun(
-    agent: MakeAgent, sqlite_store: SQLiteLogStore
+    agent: MakeAgent, sqlite_store: SQLiteStore
 ) -> None:
     profile = agent("echo ran")
     conv = await sqlite_store.open(key())
@@ -671,8 +671,8 @@ async def test_a_turn_longer_than_the_lease_keeps_it_by_renewing(
     )
     path = tmp_path / "sessions.db"
     async with (
-        SQLiteLogStore(path) as s1,
-        SQLiteLogStore(path) as s2,
+        SQLiteStore(path) as s1,
+        SQLiteStore(path) as s2,
         dispatcher(profile, s1, lease_secs=0.3, poll_secs=0.02) as d1,
         dispatcher(profile, s2, lease_secs=0.3, poll_secs=0.02) as d2,
     ):

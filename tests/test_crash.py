@@ -28,7 +28,7 @@ from bridge.store.records import (
     Route,
 )
 from bridge.store.rules import ABANDONED_ERROR
-from bridge.store.sqlitelog import SQLiteLogStore
+from bridge.store.sqlite import SQLiteStore
 from bridge.turn.profile import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ WRITER = textwrap.dedent(
     import anyio
     from bridge.store.records import ConversationKey, NewMessage, Route
     from bridge.store.rules import new_owner
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
     KEY = ConversationKey("test", "crash", Route("bundled:crash-agent", "/tmp", "agent"))
     DONE = {"status": "ok", "reply": "r", "session_id": "", "exit_code": 0, "error": None,
@@ -51,7 +51,7 @@ WRITER = textwrap.dedent(
 
     async def main(path):
         owner = new_owner()
-        async with SQLiteLogStore(path) as store:
+        async with SQLiteStore(path) as store:
             conv = await store.open(KEY)
             first = True
             while True:
@@ -101,7 +101,7 @@ async def test_kill_9_in_the_middle_of_log_writes_leaves_a_sound_log(tmp_path: P
     for delay in (0.05, 0.13, 0.21, 0.34):
         proc = _writer(path)
         await anyio.to_thread.run_sync(_kill_after, proc, delay)
-        async with SQLiteLogStore(path) as store:
+        async with SQLiteStore(path) as store:
             conv = await store.lookup(KEY)
             assert conv is not None
             events = await store.read(conv.id, limit=1_000_000)
@@ -136,7 +136,7 @@ BRIDGE = textwrap.dedent(
     import anyio
     from bridge.conversations.dispatcher import Dispatcher
     from bridge.store.records import ConversationKey, Route
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
     from bridge.turn.profile import Profile
 
     ROUTE = Route("bundled:crash-agent", "/tmp", "agent")
@@ -146,7 +146,7 @@ BRIDGE = textwrap.dedent(
     PROFILE = Profile(command="/bin/sh", args=["-c", AGENT])
 
     async def main(path):
-        async with SQLiteLogStore(path) as store, Dispatcher(store, {ROUTE: PROFILE}) as d:
+        async with SQLiteStore(path) as store, Dispatcher(store, {ROUTE: PROFILE}) as d:
             conv = await d.open(ConversationKey("test", "crash", ROUTE))
             async with d.subscribe(conv.id) as events:
                 await d.submit(conv.id, "do the long thing", from_user="alice")
@@ -181,7 +181,7 @@ async def test_a_bridge_killed_mid_turn_leaves_the_turn_abandoned_with_its_messa
 
     ran = tmp_path / "ran-again"
     profile = Profile(command="/bin/sh", args=["-c", f'touch "{ran}"; echo "fresh $AGENT_MESSAGE"'])
-    async with SQLiteLogStore(path) as store, Dispatcher(store, {ROUTE: profile}) as d:
+    async with SQLiteStore(path) as store, Dispatcher(store, {ROUTE: profile}) as d:
         conv = await d.open(KEY)
         events = await store.read(conv.id)
         done = [e for e in events if e.type == TURN_COMPLETED]

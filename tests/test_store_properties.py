@@ -39,7 +39,7 @@ from bridge.store.records import (
     Load,
     NewMessage,
 )
-from bridge.store.sqlitelog import SQLiteLogStore
+from bridge.store.sqlite import SQLiteStore
 
 KEYS = (ConversationKey("terminal", "a", ECHO), ConversationKey("http", "b", ECHO))
 
@@ -243,7 +243,7 @@ def test_sqlite_store_keeps_the_log_sound(plan: list[tuple[Any, ...]], keep_turn
     async def run() -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "sessions.db"
-            async with SQLiteLogStore(path, keep_turns=keep_turns, clock=clock) as store:
+            async with SQLiteStore(path, keep_turns=keep_turns, clock=clock) as store:
                 await play(store, clock, plan)
 
     anyio.run(run)

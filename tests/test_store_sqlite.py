@@ -47,18 +47,18 @@ from bridge.store.records import (
     Route,
     TranscriptTurn,
 )
+from bridge.store.sqlite import SQLiteStore, open_store
 from bridge.store.sqlite_schema import CURRENT, MIGRATIONS, carried_over_id
-from bridge.store.sqlitelog import SQLiteLogStore, open_log_store
 
 ROOT = Path(__file__).resolve().parent.parent
 V1_SQL = Path(__file__).parent / "data" / "sessions-v1.sql"
 
 
-class TestSQLiteLogStore(StoreContract):
+class TestSQLiteStore(StoreContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> StoreFactory:
-        def make(**kw: Any) -> SQLiteLogStore:
-            return SQLiteLogStore(tmp_path / "data" / "sessions.db", **kw)
+        def make(**kw: Any) -> SQLiteStore:
+            return SQLiteStore(tmp_path / "data" / "sessions.db", **kw)
 
         return make
 
@@ -117,7 +117,7 @@ def tables(path: Path) -> list[str]:
 @pytest.mark.anyio
 async def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    async with SQLiteLogStore(path) as a, SQLiteLogStore(path) as b:
+    async with SQLiteStore(path) as a, SQLiteStore(path) as b:
         conv = await a.open(KEY)
         assert await b.lookup(KEY) == conv
         va, vb = await a.version(), await b.version()
@@ -135,10 +135,10 @@ CHILD = textwrap.dedent(
     """
     import sys
     import anyio
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
     async def main(path, conv_id, chunks):
-        async with SQLiteLogStore(path) as store:
+        async with SQLiteStore(path) as store:
             claim = await store.claim(conv_id, "child", lease_secs=60)
             conv, _ = await store.take(
                 conv_id, "child", [e.id for e in claim.pending], text="go"
@@ -167,7 +167,7 @@ CHILD = textwrap.dedent(
 async def test_a_second_process_writes_while_this_one_reads(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     chunks = 300
-    async with SQLiteLogStore(path) as store:
+    async with SQLiteStore(path) as store:
         conv = await store.open(KEY)
         await store.add_message(conv.id, NewMessage("go"))
         child = subprocess.Popen(
@@ -209,7 +209,7 @@ async def test_a_second_process_writes_while_this_one_reads(tmp_path: Path) -> N
 @pytest.mark.anyio
 async def test_read_only_creates_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "missing" / "data"
-    async with open_log_store(folder, read_only=True) as store:
+    async with open_store(folder, read_only=True) as store:
         assert store.read_only is True
         assert await store.conversations() == []
         assert await store.get("c123456") is None
@@ -225,7 +225,7 @@ async def test_read_only_creates_nothing(tmp_path: Path) -> None:
 async def test_read_only_reads_an_old_file_untouched(tmp_path: Path, wal: bool) -> None:
     path = v1_file(tmp_path / "sessions.db", wal=wal)
     before = snapshot(tmp_path)
-    async with SQLiteLogStore(path, read_only=True) as store:
+    async with SQLiteStore(path, read_only=True) as store:
         convs = await store.conversations()
         assert len(convs) == 4
         echo = await store.get(carried_over_id("terminal", "default", "echo"))
@@ -254,9 +254,9 @@ async def test_read_only_reads_an_old_file_untouched(tmp_path: Path, wal: bool) 
 @pytest.mark.anyio
 async def test_read_only_follows_a_running_writer(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    async with SQLiteLogStore(path) as writer:
+    async with SQLiteStore(path) as writer:
         conv = await writer.open(KEY)
-        async with SQLiteLogStore(path, read_only=True) as reader:
+        async with SQLiteStore(path, read_only=True) as reader:
             version = await reader.version()
             event, _ = await writer.add_message(conv.id, NewMessage("hi"))
             assert await reader.version() != version
@@ -266,11 +266,11 @@ async def test_read_only_follows_a_running_writer(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_read_only_on_a_closed_store_leaves_no_files(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    async with SQLiteLogStore(path) as writer:
+    async with SQLiteStore(path) as writer:
         conv = await writer.open(KEY)
     before = snapshot(tmp_path)
     assert list(before) == ["sessions.db"]
-    async with SQLiteLogStore(path, read_only=True) as reader:
+    async with SQLiteStore(path, read_only=True) as reader:
         assert await reader.get(conv.id) == conv
     assert snapshot(tmp_path) == before
 
@@ -305,7 +305,7 @@ async def test_the_first_releases_file_is_upgraded_in_place(tmp_path: Path) -> N
     old_convs, old_turns = v1_rows(path)
     assert len(old_convs) == 4 and sum(len(t) for t in old_turns.values()) == 8
 
-    async with SQLiteLogStore(path, clock=FakeClock()) as store:
+    async with SQLiteStore(path, clock=FakeClock()) as store:
         assert len(await store.conversations()) == len(old_convs)
         for (
             old_id,
@@ -366,24 +366,29 @@ async def test_the_first_releases_file_is_upgraded_in_place(tmp_path: Path) -> N
         assert [r[0] for r in db.execute("SELECT version FROM schema_version")] == [1, 2]
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    async with SQLiteLogStore(path) as again:  # a second open changes nothing
+    async with SQLiteStore(path) as again:  # a second open changes nothing
         assert len(await again.conversations()) == 4
 
 
 @pytest.mark.anyio
 async def test_read_only_and_the_upgrade_agree_on_ids(tmp_path: Path) -> None:
     path = v1_file(tmp_path / "sessions.db")
-    async with SQLiteLogStore(path, read_only=True) as reader:
+    async with SQLiteStore(path, read_only=True) as reader:
         seen = sorted(c.id for c in await reader.conversations())
-    async with SQLiteLogStore(path) as writer:
+    async with SQLiteStore(path) as writer:
         assert sorted(c.id for c in await writer.conversations()) == seen
 
 
-def test_migration_versions_count_up_and_step_1_is_frozen() -> None:
-    from bridge.store.sqlite import MIGRATIONS as FIRST_RELEASE
-
+def test_migration_versions_count_up_and_step_1_is_frozen(tmp_path: Path) -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, CURRENT + 1))
-    assert MIGRATIONS[0].statements == FIRST_RELEASE[0].statements
+    # Step 1 builds exactly the schema the first release wrote.
+    with closing(sqlite3.connect(":memory:")) as db:
+        for statement in MIGRATIONS[0].statements:
+            db.execute(statement)
+        built = sorted(db.execute("SELECT type, name, sql FROM sqlite_master"))
+    with closing(sqlite3.connect(v1_file(tmp_path / "v1.db", wal=False))) as db:
+        released = sorted(db.execute("SELECT type, name, sql FROM sqlite_master"))
+    assert built == released
 
 
 # --- files that are not ours ----------------------------------------------------------------------
@@ -397,7 +402,7 @@ def test_a_file_that_is_not_a_database_is_refused_untouched(
     path.write_bytes(b"this is a text file, not SQLite\n" * 200)
     before = snapshot(tmp_path)
     with pytest.raises(StoreError, match="is not a SQLite database") as info:
-        SQLiteLogStore(path, read_only=read_only)
+        SQLiteStore(path, read_only=read_only)
     assert "move it aside" in info.value.hint
     assert snapshot(tmp_path) == before
 
@@ -411,20 +416,20 @@ def test_another_programs_database_is_refused_untouched(tmp_path: Path, read_onl
         db.commit()
     before = snapshot(tmp_path)
     with pytest.raises(StoreError, match="not an agentproc session store"):
-        SQLiteLogStore(path, read_only=read_only)
+        SQLiteStore(path, read_only=read_only)
     assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("read_only", [False, True])
 def test_a_newer_schema_is_refused(tmp_path: Path, read_only: bool) -> None:
     path = tmp_path / "sessions.db"
-    anyio.run(SQLiteLogStore(path).close)
+    anyio.run(SQLiteStore(path).close)
     with closing(sqlite3.connect(path)) as db:
         db.execute("INSERT INTO schema_version VALUES (?, 0)", (CURRENT + 7,))
         db.commit()
     before = snapshot(tmp_path)
     with pytest.raises(SchemaTooNew) as info:
-        SQLiteLogStore(path, read_only=read_only)
+        SQLiteStore(path, read_only=read_only)
     assert str(info.value).startswith(
         f"the session store {path} was written by a newer agentproc "
         f"(schema version {CURRENT + 7}; this one knows up to {CURRENT})"
@@ -435,7 +440,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path, read_only: bool) -> None:
 
 def test_the_folder_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTPROC_DATA_DIR", str(tmp_path / "agentproc"))
-    store = open_log_store()
+    store = open_store()
     assert store.path == tmp_path / "agentproc" / "sessions.db"
     anyio.run(store.close)
     assert stat.S_IMODE((tmp_path / "agentproc").stat().st_mode) == 0o700
@@ -444,12 +449,12 @@ def test_the_folder_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_folder_in_the_way_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "sessions.db").mkdir()
     with pytest.raises(StoreError, match=r"cannot open the session store .*sessions\.db"):
-        SQLiteLogStore(tmp_path / "sessions.db")
+        SQLiteStore(tmp_path / "sessions.db")
 
 
 @pytest.mark.anyio
 async def test_a_closed_store_says_so(tmp_path: Path) -> None:
-    store = SQLiteLogStore(tmp_path / "sessions.db")
+    store = SQLiteStore(tmp_path / "sessions.db")
     await store.close()
     await store.close()
     with pytest.raises(StoreError, match="is closed"):
@@ -462,7 +467,7 @@ async def test_a_closed_store_says_so(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_retention_deletes_rows_and_delete_cascades(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    async with SQLiteLogStore(path, keep_turns=1) as store:
+    async with SQLiteStore(path, keep_turns=1) as store:
         conv = await store.open(KEY)
         for _ in range(3):
             await whole_turn(store, conv.id)
@@ -481,7 +486,7 @@ def test_turn_lookups_use_the_partial_index(tmp_path: Path) -> None:
     from bridge.store import sqlite_rows
 
     path = tmp_path / "sessions.db"
-    anyio.run(SQLiteLogStore(path).close)
+    anyio.run(SQLiteStore(path).close)
     with closing(sqlite3.connect(path)) as db:
         for where in (
             f"conversation_id = ? AND {sqlite_rows.OF_TURNS} AND type = ? AND turn = ?",
@@ -498,5 +503,5 @@ def test_read_only_open_refuses_a_data_folder_that_is_a_file(tmp_path: Path) -> 
     afile = tmp_path / "data"
     afile.write_text("not a folder")
     with pytest.raises(StoreError, match="is a file, not a folder"):
-        SQLiteLogStore(afile / "sessions.db", read_only=True)
+        SQLiteStore(afile / "sessions.db", read_only=True)
     assert afile.read_text() == "not a folder"

@@ -50,7 +50,7 @@ def chat(profile: str, session_name: str, from_user: str | None, data_dir: str |
     from pathlib import Path
 
     from bridge.channels.chat import route_for, run_chat
-    from bridge.store.sqlitelog import open_log_store
+    from bridge.store.sqlite import open_store
     from bridge.turn.bundled import load_profile_arg
 
     from .main import cannot_start
@@ -69,7 +69,7 @@ def chat(profile: str, session_name: str, from_user: str | None, data_dir: str |
         click.echo("warning: every message will fail until this is fixed", err=True)
     route = route_for(profile, prof, session_name)
     user = from_user if from_user is not None else os.environ.get("USER", "")
-    store = open_log_store(data_dir)
+    store = open_store(data_dir)
     sys.exit(
         run_chat(
             lambda: store,

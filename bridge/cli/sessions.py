@@ -37,7 +37,7 @@ from bridge.errors import BridgeError
 
 if TYPE_CHECKING:
     from bridge.store.records import Conversation, TranscriptTurn
-    from bridge.store.sqlitelog import SQLiteLogStore
+    from bridge.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
 
@@ -80,12 +80,11 @@ def _folder(data_dir: str | None) -> Path:
     return folder.absolute()
 
 
-def _open(data_dir: str | None, *, read_only: bool) -> SQLiteLogStore:
+def _open(data_dir: str | None, *, read_only: bool) -> SQLiteStore:
     """The store in the data folder; read-only ones create and change nothing.
     An OSError from looking at the folder becomes a StoreError naming it."""
     from bridge.store.errors import StoreError
-    from bridge.store.sqlite import DATA_DIR_ENV
-    from bridge.store.sqlitelog import open_log_store
+    from bridge.store.sqlite import DATA_DIR_ENV, open_store
 
     folder = _folder(data_dir)
     try:
@@ -94,7 +93,7 @@ def _open(data_dir: str | None, *, read_only: bool) -> SQLiteLogStore:
                 f"the data folder {folder} is a file, not a folder",
                 hint=f"give --data-dir or {DATA_DIR_ENV} a folder (it is created when missing)",
             )
-        return open_log_store(folder, read_only=read_only)
+        return open_store(folder, read_only=read_only)
     except OSError as exc:
         raise StoreError(
             f"cannot read the data folder {folder}: {exc.strerror or exc}",
@@ -103,7 +102,7 @@ def _open(data_dir: str | None, *, read_only: bool) -> SQLiteLogStore:
 
 
 def _run(
-    data_dir: str | None, work: Callable[[SQLiteLogStore], Awaitable[T]], *, read_only: bool
+    data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]], *, read_only: bool
 ) -> T:
     """Run ``work`` on the store, opened read-only or for writing."""
     import anyio
@@ -115,11 +114,11 @@ def _run(
     return anyio.run(go)
 
 
-def _read(data_dir: str | None, work: Callable[[SQLiteLogStore], Awaitable[T]]) -> T:
+def _read(data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
     return _run(data_dir, work, read_only=True)
 
 
-def _write(data_dir: str | None, work: Callable[[SQLiteLogStore], Awaitable[T]]) -> T:
+def _write(data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
     """Writes create the store when it is missing, and upgrade an old one."""
     return _run(data_dir, work, read_only=False)
 
@@ -144,7 +143,7 @@ class AmbiguousReference(BridgeError):
         self.candidates = candidates
 
 
-def _not_found(ref: str, store: SQLiteLogStore) -> BridgeError:
+def _not_found(ref: str, store: SQLiteStore) -> BridgeError:
     from bridge.store.errors import NotFound
     from bridge.store.rules import MIN_ID_PREFIX
 
@@ -156,7 +155,7 @@ def _not_found(ref: str, store: SQLiteLogStore) -> BridgeError:
     )
 
 
-async def _resolve(store: SQLiteLogStore, ref: str) -> Conversation:
+async def _resolve(store: SQLiteStore, ref: str) -> Conversation:
     found = await store.find(ref)
     if len(found) == 1:
         return found[0]
@@ -276,7 +275,7 @@ def list_(channel: str | None, profile: str | None, as_json: bool, data_dir: str
     the next turn resumes; LAST how the last turn ended, or running.
     """
 
-    async def go(store: SQLiteLogStore) -> tuple[list[Conversation], Path]:
+    async def go(store: SQLiteStore) -> tuple[list[Conversation], Path]:
         convs = await store.conversations(channel=channel)
         return [c for c in convs if profile is None or c.key.route.name == profile], store.path
 
@@ -326,7 +325,7 @@ class RunningTurn:
     process_alive: bool
 
 
-async def _running(store: SQLiteLogStore, conv: Conversation) -> RunningTurn | None:
+async def _running(store: SQLiteStore, conv: Conversation) -> RunningTurn | None:
     """The running turn's events: its message, session, streamed text so far."""
     from bridge.store import records
 
@@ -392,7 +391,7 @@ def show(conversation: str, limit: int, as_json: bool, data_dir: str | None) -> 
     it, how it ended, and the reply or the error."""
 
     async def go(
-        store: SQLiteLogStore,
+        store: SQLiteStore,
     ) -> tuple[Conversation, list[TranscriptTurn], Any, RunningTurn | None]:
         conv = await _resolve(store, conversation)
         turns = await store.transcript(conv.id, limit=limit)
@@ -473,7 +472,7 @@ def _running_note(running: RunningTurn, conv: Conversation) -> str:
 def _find(data_dir: str | None, ref: str) -> Conversation:
     """The conversation ``ref`` names, looked up read-only."""
 
-    async def go(store: SQLiteLogStore) -> Conversation:
+    async def go(store: SQLiteStore) -> Conversation:
         return await _resolve(store, ref)
 
     return _read(data_dir, go)
@@ -494,7 +493,7 @@ def reset(conversation: str, data_dir: str | None) -> None:
     """
     conv = _find(data_dir, conversation)
 
-    async def go(store: SQLiteLogStore) -> None:
+    async def go(store: SQLiteStore) -> None:
         await store.reset(conv.id, by=_by())
 
     _write(data_dir, go)
@@ -513,7 +512,7 @@ def cancel(conversation: str, data_dir: str | None) -> None:
     """
     conv = _find(data_dir, conversation)
 
-    async def go(store: SQLiteLogStore) -> tuple[int, int, bool]:
+    async def go(store: SQLiteStore) -> tuple[int, int, bool]:
         event = await store.cancel(conv.id, by=_by(), reason="agentproc sessions cancel")
         closed = await store.recover(conv.id) if event.turn else []
         return event.turn, len(event.data.get("dropped", ())), bool(closed)
@@ -581,7 +580,7 @@ def delete(conversation: str, yes: bool, data_dir: str | None) -> None:
             click.echo("nothing deleted", err=True)
             sys.exit(1)
 
-    async def go(store: SQLiteLogStore) -> bool:
+    async def go(store: SQLiteStore) -> bool:
         return await store.delete(conv.id)
 
     if not _write(data_dir, go):
@@ -647,7 +646,7 @@ def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> No
     now = time.time()
     cutoff = now - seconds
 
-    async def candidates(store: SQLiteLogStore) -> list[Conversation]:
+    async def candidates(store: SQLiteStore) -> list[Conversation]:
         convs = await store.conversations()
         return [
             c for c in convs if c.updated_at < cutoff and not c.running_turn and not _is_live(c)
@@ -680,7 +679,7 @@ def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> No
         click.echo("nothing deleted", err=True)
         sys.exit(1)
 
-    async def go(store: SQLiteLogStore) -> int:
+    async def go(store: SQLiteStore) -> int:
         return await store.prune(cutoff)
 
     click.echo(f"pruned {_plural(_write(data_dir, go), 'conversation')}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import anyio
@@ -57,11 +57,11 @@ from bridge.turn.runner import PermissionAnswer
 from . import policies
 from .approvals import Approvals
 from .errors import Busy, UnknownRoute
-from .hub import Hub, Subscription
+from .hub import Cursor, Hub, Subscription
 from .jobs import Job
 from .lane import renew_leases, run_lane
 
-__all__ = ["DEFAULT_LEASE_SECS", "DEFAULT_MAX_RUNNING", "Dispatcher", "Submitted"]
+__all__ = ["DEFAULT_LEASE_SECS", "DEFAULT_MAX_RUNNING", "Dispatcher", "TurnHandle"]
 
 #: Turns running at once in one process (each is an agent process).
 DEFAULT_MAX_RUNNING = 16
@@ -86,15 +86,26 @@ PermissionHandler = Callable[
 
 
 @dataclass(frozen=True, slots=True)
-class Submitted:
-    """A message accepted into the log. ``duplicate``: it had been delivered
-    before (same platform id); the stored event came back, nothing was added.
-    ``conversation`` is the one it went to, as opened (its identity and id;
-    read the store for its state now)."""
+class TurnHandle:
+    """A message accepted into the log, and the way to its outcome.
+
+    ``duplicate``: it had been delivered before (same platform id); the
+    stored event came back and nothing was added. ``conversation`` is the one
+    it went to, as opened (its identity and id; read the store for its state
+    now). ``await handle.result()`` waits for what became of the message.
+    """
 
     conversation: Conversation
     message: Event
     duplicate: bool = False
+    dispatcher: Dispatcher | None = field(default=None, repr=False, compare=False)
+
+    async def result(self) -> Event:
+        """The ``turn.completed`` event of the turn that took the message, or
+        the ``conversation.cancel`` that dropped it (see :meth:`Dispatcher.outcome`)."""
+        if self.dispatcher is None:
+            raise RuntimeError("this handle was not made by a dispatcher")
+        return await self.dispatcher.outcome(self.conversation.id, self.message.id)
 
 
 class Dispatcher:
@@ -221,8 +232,8 @@ class Dispatcher:
         await self.hub.refresh(conv.id)
         self._served.add(conv.id)
         self._known[conv.id] = conv
-        if conv.consumed < self.hub.known(conv.id):
-            self._kick(conv.id)
+        if conv.consumed < self.hub.last_message(conv.id):
+            self._kick(conv.id)  # messages wait: run them
         return conv
 
     async def submit(
@@ -233,7 +244,7 @@ class Dispatcher:
         attachments: Iterable[wire.Attachment] = (),
         from_user: str = "",
         platform_id: str = "",
-    ) -> Submitted:
+    ) -> TurnHandle:
         """Put a message in the log and have it run. Raises :class:`Busy` when
         the policy or a cap refuses it (nothing is written then)."""
         conv = await self._conversation(conversation_id)
@@ -263,7 +274,7 @@ class Dispatcher:
                     conv.id, by=from_user, drop=False, reason="interrupted by a newer message"
                 )
             self._kick(conv.id)
-        return Submitted(conv, event, duplicate)
+        return TurnHandle(conv, event, duplicate, self)
 
     async def cancel(self, conversation_id: str, *, by: str = "") -> Event:
         """Stop the running turn (wherever it runs) and drop the waiting messages."""
@@ -299,9 +310,11 @@ class Dispatcher:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, conversation_id: str, after: int | None = None
+        self, conversation_id: str, after: int | Cursor | None = None
     ) -> AsyncIterator[Subscription]:
-        """The conversation's events after ``after`` (None: from now on)."""
+        """The conversation's events after ``after``: an event id, a
+        :class:`~bridge.conversations.hub.Cursor` a reader kept, or None for
+        from now on."""
         async with self.hub.subscribe(conversation_id, after) as sub:
             yield sub
 

@@ -6,9 +6,8 @@
     ├── Busy                     the message was refused and nothing was written;
     │                            ``reason`` says why: busy, queue_full, user_limit,
     │                            bridge_full or shutting_down
-    ├── UnknownRoute             the conversation's route (profile and folder) is not
-    │                            one this dispatcher runs (exit 2)
-    └── UnknownProfile           (the older dispatcher) a profile the bridge lacks (exit 2)
+    └── UnknownRoute             the conversation's route (profile and folder) is not
+                                 one this dispatcher runs (exit 2)
 
 :meth:`~bridge.conversations.dispatcher.Dispatcher.submit` also lets through
 a :class:`~bridge.turn.errors.LaunchError` (nothing to send) and a
@@ -18,15 +17,12 @@ that happens to an accepted message ends in a result, never in an exception.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError
 
 if TYPE_CHECKING:
     from bridge.store.records import Route
-    from bridge.store.sessions import ConversationKey
 
 
 class ConversationError(BridgeError):
@@ -48,7 +44,6 @@ class Busy(ConversationError):
         message: str,
         *,
         reason: str,
-        key: ConversationKey | None = None,
         conversation: str = "",
         limit: int | None = None,
         active: int | None = None,
@@ -56,29 +51,10 @@ class Busy(ConversationError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
-        self.key = key
         #: The id of the conversation that refused it.
         self.conversation = conversation
         self.limit = limit
         self.active = active
-
-
-class UnknownProfile(ConversationError):
-    """The conversation names a profile the bridge was not given."""
-
-    exit_code = 2
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        self.known = sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=1)
-        if close:
-            hint = f"did you mean {close[0]!r}?"
-        elif self.known:
-            hint = "known profiles: " + ", ".join(self.known)
-        else:
-            hint = "the bridge has no profiles; load one first"
-        super().__init__(f"no profile named {name!r}", hint=hint)
 
 
 class UnknownRoute(ConversationError):

@@ -3,8 +3,7 @@
 The storage interface (:mod:`~bridge.store.base`: conversations, the
 conversation log, leases, deliveries), its records and pure rules, and its
 implementations: memory (tests, throwaway runs) and SQLite (the embedded
-default, one file in the user's data folder). The older session-map store
-(``sessions``, ``sqlite``) is still here while the layers above move to the log.
+default, one file in the user's data folder).
 
 Imports point down only: this package may import :mod:`agentproc`,
 :mod:`bridge.errors` and :mod:`bridge.turn`, never the layers above it

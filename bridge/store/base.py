@@ -1,6 +1,6 @@
 """The storage interface: conversations, their logs, leases and deliveries.
 
-Every implementation (:mod:`~bridge.store.memory`, :mod:`~bridge.store.sqlitelog`,
+Every implementation (:mod:`~bridge.store.memory`, :mod:`~bridge.store.sqlite`,
 PostgreSQL later) passes the one contract suite in ``tests/store_contract.py``.
 The rules of each write (what a claim, a take, a completion, a cancel or a reset
 does to a conversation and which events it writes) are pure functions in
@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from .records import Conversation, ConversationKey, Event, Load, NewMessage, TranscriptTurn
 
-__all__ = ["Admission", "Claim", "Store"]
+__all__ = ["Admission", "Claim", "SessionStore", "Store"]
 
 #: Called inside the transaction that adds a message, with the load it would
 #: join; raises (any exception, usually ``bridge.conversations.Busy``) to
@@ -288,3 +288,7 @@ class Store(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+#: The name the storage interface had before the conversation log; the same class.
+SessionStore = Store

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from bridge.store.sessions import check_state
-
 from . import rules
 from .base import Admission, Claim, Store
 from .errors import NotFound, ReadOnlyStore
@@ -38,6 +36,7 @@ from .records import (
     NewMessage,
     TranscriptTurn,
 )
+from .state import check_state
 from .transaction import Transaction
 
 __all__ = ["TransactionStore"]

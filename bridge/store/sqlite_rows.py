@@ -1,7 +1,7 @@
 """The SQLite store's rows: each operation of a
 :class:`~bridge.store.transaction.Transaction` as SQL on one connection.
 
-The store (:mod:`bridge.store.sqlitelog`) begins and ends the transaction;
+The store (:mod:`bridge.store.sqlite`) begins and ends the transaction;
 this module only reads and writes inside it. Event data and state are JSON
 text (:func:`~bridge.store.sqlite_schema.json_text`); the tables and indexes
 are in :mod:`bridge.store.sqlite_schema`.

@@ -24,13 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.store.sqlite import (
-    DATA_DIR_ENV,
-    _refuse_foreign,
-    _schema_version,
-    _transaction,
-)
-
 from .errors import SchemaTooNew, StoreError
 from .records import (
     MESSAGE,
@@ -40,6 +33,12 @@ from .records import (
     TURN_COMPLETED,
     TURN_QUEUED,
     TURN_STARTED,
+)
+from .sqlite_files import (
+    DATA_DIR_ENV,
+    refuse_foreign,
+    schema_version,
+    transaction,
 )
 
 __all__ = [
@@ -334,7 +333,7 @@ CURRENT = MIGRATIONS[-1].version
 
 def refuse_newer(conn: sqlite3.Connection, path: Path | str) -> int:
     """The file's schema version, refusing one this agentproc does not know."""
-    current = _schema_version(conn)
+    current = schema_version(conn)
     if current > CURRENT:
         raise SchemaTooNew(
             f"the session store {path} was written by a newer agentproc "
@@ -350,14 +349,14 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> None:
     for step in MIGRATIONS:
         if step.version <= current:
             continue
-        with _transaction(conn):
+        with transaction(conn):
             # Read again under the write lock: another process may have run
             # this step between our first look and now.
             current = refuse_newer(conn, path)
             if step.version <= current:
                 continue
             if current == 0:
-                _refuse_foreign(conn, Path(path))
+                refuse_foreign(conn, Path(path))
             try:
                 for sql in step.statements:
                     conn.execute(sql)
