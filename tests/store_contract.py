@@ -934,6 +934,15 @@ class StoreContract:
         assert left == {running.id, leased.id, waiting.id, recent.id}, "what waits is kept"
         assert await store.prune(T0 + 50) == 0
 
+    async def test_heads_are_the_last_ids_in_one_read(
+        self, store: Store, conv: Conversation
+    ) -> None:
+        other = await store.open(ConversationKey("http", "bob", ECHO))
+        await store.add_message(conv.id, NewMessage("a"))
+        await store.add_message(conv.id, NewMessage("b"))
+        assert await store.heads([conv.id, other.id, "c-missing"]) == {conv.id: 2, other.id: 0}
+        assert await store.heads([]) == {}
+
     async def test_version_moves_with_every_write(self, store: Store, clock: FakeClock) -> None:
         seen = [await store.version()]
 

@@ -406,8 +406,11 @@ class Dispatcher:
                 if version == seen:
                     continue
                 seen = version
-                for cid in {*self._served, *self.hub.watched()}:
-                    await self.hub.refresh(cid)
+                # One read says which conversations moved; only those are read.
+                heads = await self.store.heads({*self._served, *self.hub.watched()})
+                for cid, head in heads.items():
+                    if head > self.hub.known(cid):
+                        await self.hub.refresh(cid)
             except Exception:
                 continue
 

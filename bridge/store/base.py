@@ -26,7 +26,7 @@ reader that has seen id N has seen everything before it in that conversation.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -274,6 +274,12 @@ class Store(abc.ABC):
         self, conversation_id: str, limit: int | None = None
     ) -> list[TranscriptTurn]:
         """The completed turns still in the log, oldest first (the last ``limit``)."""
+
+    @abc.abstractmethod
+    async def heads(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        """The last event id of each of these conversations (those that
+        exist), in one read: what a poller compares with what it knows, to
+        read only the conversations that changed."""
 
     @abc.abstractmethod
     async def version(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -376,6 +376,15 @@ class TransactionStore(Store):
         if limit <= 0:
             return []
         return await self._read(lambda tx: tx.events(conversation_id, max(after, 0), limit))
+
+    async def heads(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(conversation_ids)
+
+        def work(tx: Transaction) -> dict[str, int]:
+            found = (tx.get(cid) for cid in ids)
+            return {conv.id: conv.last_event for conv in found if conv is not None}
+
+        return await self._read(work)
 
     async def transcript(
         self, conversation_id: str, limit: int | None = None
