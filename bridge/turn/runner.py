@@ -196,6 +196,19 @@ async def _drive(
     event_cb = _adapt(on_event)
     needs_async = bool(partial_cb and partial_cb[1]) or bool(event_cb and event_cb[1])
 
+    async def deliver(events: list[Event]) -> None:
+        """The callbacks for each event, awaited in order; the first failure stops the agent."""
+        for ev in events:
+            if callback_errors:
+                break
+            try:
+                if event_cb is not None:
+                    await _call(event_cb, ev)
+                if partial_cb is not None and isinstance(ev, Partial):
+                    await _call(partial_cb, ev.text)
+            except Exception as exc:
+                fail("on_event" if on_event else "on_partial", exc)
+
     def handle(events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, PermissionRequested):
@@ -231,16 +244,7 @@ async def _drive(
 
         async def async_sink(data: bytes) -> None:
             events = turn.feed(data)
-            for ev in events:
-                if callback_errors:
-                    break
-                try:
-                    if event_cb is not None:
-                        await _call(event_cb, ev)
-                    if partial_cb is not None and isinstance(ev, Partial):
-                        await _call(partial_cb, ev.text)
-                except Exception as exc:
-                    fail("on_event" if on_event else "on_partial", exc)
+            await deliver(events)
             handle(events)
 
         on_stdout = async_sink
@@ -262,16 +266,7 @@ async def _drive(
     tail_events = turn.end_of_output()
     handle(tail_events)
     # The last line, when it had no newline: the same callbacks as any other.
-    for ev in tail_events:
-        if callback_errors:
-            break
-        try:
-            if event_cb is not None:
-                await _call(event_cb, ev)
-            if partial_cb is not None and isinstance(ev, Partial):
-                await _call(partial_cb, ev.text)
-        except Exception as exc:
-            fail("on_event" if on_event else "on_partial", exc)
+    await deliver(tail_events)
     return exit_info
 
 
