@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,21 @@ def key(name: str = "c1") -> ConversationKey:
 
 def dispatcher(profile: Profile, store: Store | None = None, **kw: Any) -> Dispatcher:
     return Dispatcher(store or MemoryStore(), {ROUTE: profile}, **kw)
+
+
+@asynccontextmanager
+async def two_bridges(
+    profile: Profile, path: Path, **kw: Any
+) -> AsyncIterator[tuple[Dispatcher, Dispatcher]]:
+    """Two dispatchers on one SQLite file, each with its own connection, as
+    two processes would be."""
+    async with (
+        SQLiteStore(path) as s1,
+        SQLiteStore(path) as s2,
+        dispatcher(profile, s1, **kw) as d1,
+        dispatcher(profile, s2, **kw) as d2,
+    ):
+        yield d1, d2
 
 
 async def say(d: Dispatcher, conv: Conversation, text: str, **kw: Any) -> Event:
@@ -511,13 +527,7 @@ async def test_two_dispatchers_never_run_two_turns_of_one_conversation(
         f'if [ -e "{marker}" ]; then echo overlap; exit 3; fi\n'
         f'touch "{marker}"; sleep 0.05; rm "{marker}"; echo "ok $AGENT_MESSAGE"'
     )
-    path = tmp_path / "sessions.db"
-    async with (
-        SQLiteStore(path) as s1,
-        SQLiteStore(path) as s2,
-        dispatcher(profile, s1, poll_secs=0.02) as d1,
-        dispatcher(profile, s2, poll_secs=0.02) as d2,
-    ):
+    async with two_bridges(profile, tmp_path / "sessions.db", poll_secs=0.02) as (d1, d2):
         c1 = await d1.open(key())
         c2 = await d2.open(key())
         assert c1.id == c2.id
@@ -534,13 +544,7 @@ async def test_a_cancel_from_another_dispatcher_stops_the_turn(
     agent: MakeAgent, tmp_path: Path
 ) -> None:
     profile = agent("echo 'AGENT_PARTIAL:\"started\"'\nsleep 30")
-    path = tmp_path / "sessions.db"
-    async with (
-        SQLiteStore(path) as s1,
-        SQLiteStore(path) as s2,
-        dispatcher(profile, s1, poll_secs=0.02) as d1,
-        dispatcher(profile, s2, poll_secs=0.02) as d2,
-    ):
+    async with two_bridges(profile, tmp_path / "sessions.db", poll_secs=0.02) as (d1, d2):
         conv = await d1.open(key())
         async with d2.subscribe(conv.id, after=0) as watcher:
             sent = await d1.submit(conv.id, "go")
@@ -559,13 +563,7 @@ async def test_interrupt_stops_a_turn_another_dispatcher_runs(
         'echo "got $AGENT_MESSAGE"',
         busy_policy="interrupt",
     )
-    path = tmp_path / "sessions.db"
-    async with (
-        SQLiteStore(path) as s1,
-        SQLiteStore(path) as s2,
-        dispatcher(profile, s1, poll_secs=0.02) as d1,
-        dispatcher(profile, s2, poll_secs=0.02) as d2,
-    ):
+    async with two_bridges(profile, tmp_path / "sessions.db", poll_secs=0.02) as (d1, d2):
         conv = await d1.open(key())
         await d2.open(key())
         async with d2.subscribe(conv.id) as watcher:
@@ -669,12 +667,9 @@ async def test_a_turn_longer_than_the_lease_keeps_it_by_renewing(
         f'if [ -e "{marker}" ]; then echo overlap; exit 3; fi\n'
         f'touch "{marker}"; sleep 1.2; rm "{marker}"; echo "ok $AGENT_MESSAGE"'
     )
-    path = tmp_path / "sessions.db"
-    async with (
-        SQLiteStore(path) as s1,
-        SQLiteStore(path) as s2,
-        dispatcher(profile, s1, lease_secs=0.3, poll_secs=0.02) as d1,
-        dispatcher(profile, s2, lease_secs=0.3, poll_secs=0.02) as d2,
+    async with two_bridges(profile, tmp_path / "sessions.db", lease_secs=0.3, poll_secs=0.02) as (
+        d1,
+        d2,
     ):
         conv = await d1.open(key())
         await d2.open(key())
