@@ -245,8 +245,8 @@ def bench_store(work: Path, turns: int = 1000) -> dict[str, tuple[float, float]]
 
     from bridge.store.base import Store
     from bridge.store.memory import MemoryStore
+    from bridge.store.owners import new_owner
     from bridge.store.records import TURN_PARTIAL, ConversationKey, NewMessage
-    from bridge.store.rules import new_owner
     from bridge.store.sqlite import SQLiteStore
 
     outcome = {

@@ -24,6 +24,8 @@ from pydantic import BaseModel
 from bridge.store import rules
 from bridge.store.base import Store
 from bridge.store.errors import LeaseLost, NotFound, StateError
+from bridge.store.owners import owner_alive
+from bridge.store.reading import transcript_of
 from bridge.store.records import (
     CONVERSATION_CANCEL,
     CONVERSATION_RESET,
@@ -86,12 +88,12 @@ def outcome(status: str = STATUS_OK, **fields: Any) -> dict[str, Any]:
 
 
 def dead_owner() -> str:
-    """An owner name, made the way rules.new_owner makes one, of a process
+    """An owner name, made the way owners.new_owner makes one, of a process
     on this host that has exited (and been waited for)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     owner = f"{socket.gethostname()}:{child.pid}:dead"
-    assert rules.owner_alive(owner) is False
+    assert owner_alive(owner) is False
     return owner
 
 
@@ -820,7 +822,7 @@ class StoreContract:
         assert first.hint == ""
         assert [t.turn for t in await store.transcript(conv.id, limit=1)] == [2]
         assert await store.transcript(conv.id, limit=0) == []
-        assert turns == rules.transcript_of(await store.read(conv.id))
+        assert turns == transcript_of(await store.read(conv.id))
 
     async def test_retention_keeps_the_last_turns(
         self, make_store: StoreFactory, clock: FakeClock

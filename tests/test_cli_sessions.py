@@ -25,6 +25,7 @@ from store_contract import dead_owner, outcome
 from test_store_sqlite import snapshot, tables, v1_file
 
 from bridge.store import rules
+from bridge.store.owners import new_owner
 from bridge.store.records import (
     CONVERSATION_CANCEL,
     CONVERSATION_RESET,
@@ -122,7 +123,7 @@ class Fixture:
 @pytest.fixture
 def fx(tmp_path: Path) -> Fixture:
     data = tmp_path / "data"
-    owner = rules.new_owner()  # this process: alive, so the running turn's lease is live
+    owner = new_owner()  # this process: alive, so the running turn's lease is live
 
     async def build(store: SQLiteStore) -> Fixture:
         echo = await store.open(ConversationKey("terminal", "a", ECHO))
@@ -316,7 +317,7 @@ def test_control_characters_are_shown_escaped(tmp_path: Path) -> None:
     async def build(store: SQLiteStore) -> str:
         conv = await store.open(key)
         reply = "\x1b]0;title\x07\x1b[31mred\x1b[0m\ttabbed\nnext"
-        await turn(store, conv.id, rules.new_owner(), "hi", reply=reply)
+        await turn(store, conv.id, new_owner(), "hi", reply=reply)
         return conv.id
 
     conv_id = store_call(data, build)

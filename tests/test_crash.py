@@ -42,7 +42,7 @@ WRITER = textwrap.dedent(
     import sys
     import anyio
     from bridge.store.records import ConversationKey, NewMessage, Route
-    from bridge.store.rules import new_owner
+    from bridge.store.owners import new_owner
     from bridge.store.sqlite import SQLiteStore
 
     KEY = ConversationKey("test", "crash", Route("bundled:crash-agent", "/tmp", "agent"))

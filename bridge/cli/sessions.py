@@ -10,7 +10,7 @@ read-only first, so a mistyped reference writes nothing.
 A conversation is named by its opaque id, a prefix of the id (at least
 :data:`~bridge.store.rules.MIN_ID_PREFIX` characters), or its label
 ``channel:key@profile``, compared whole (keys and profile names may hold
-``:``, ``@`` and spaces; see :func:`bridge.store.rules.matching`).
+``:``, ``@`` and spaces; see :func:`bridge.store.reading.matching`).
 
 Exit status: 0; 1 when no conversation matches, the store cannot be read or
 written, or a confirmation was declined; 2 for a usage error: a bad option, a
@@ -145,7 +145,7 @@ class AmbiguousReference(BridgeError):
 
 def _not_found(ref: str, store: SQLiteStore) -> BridgeError:
     from bridge.store.errors import NotFound
-    from bridge.store.rules import MIN_ID_PREFIX
+    from bridge.store.reading import MIN_ID_PREFIX
 
     hint = "`agentproc sessions list` shows the ids and labels"
     if 0 < len(ref) < MIN_ID_PREFIX and ":" not in ref:
@@ -218,7 +218,7 @@ def _plural(n: int, word: str) -> str:
 
 def _is_live(conv: Conversation) -> bool:
     """Whether the process running the conversation's turn still holds it."""
-    from bridge.store.rules import lease_is_live
+    from bridge.store.owners import lease_is_live
 
     return lease_is_live(conv, time.time())
 

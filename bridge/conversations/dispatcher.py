@@ -37,9 +37,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from agentproc import wire
-from bridge.store import rules
 from bridge.store.base import Store
 from bridge.store.errors import NotFound
+from bridge.store.owners import new_owner
 from bridge.store.records import (
     CONVERSATION_CANCEL,
     MESSAGE,
@@ -142,7 +142,7 @@ class Dispatcher:
         if session_idle_secs is not None and not session_idle_secs > 0:
             raise ValueError("session_idle_secs must be greater than 0 (or None)")
         self.store = store
-        self.owner = owner or rules.new_owner()
+        self.owner = owner or new_owner()
         self.hub = Hub(store)
         self._profiles = profiles
         self._defaults = policies.Caps(busy_policy, queue_limit, max_per_user, max_waiting)

@@ -92,7 +92,7 @@ class Store(abc.ABC):
         """The conversations ``ref`` names: its id, or its label
         ``channel:key@profile`` (several when routes share a label), or a
         prefix of its id of at least 6 characters (several when ambiguous);
-        see :func:`bridge.store.rules.matching`."""
+        see :func:`bridge.store.reading.matching`."""
 
     @abc.abstractmethod
     async def conversations(

@@ -27,6 +27,8 @@ from pydantic import BaseModel
 from . import rules
 from .base import Admission, Claim, Store
 from .errors import NotFound, ReadOnlyStore
+from .owners import lease_is_live
+from .reading import matching, transcript_of
 from .records import (
     TURN_PERMISSION,
     Conversation,
@@ -115,7 +117,7 @@ class TransactionStore(Store):
             conv = tx.get(ref)
             if conv is not None:
                 return [conv]
-            return rules.matching(ref, tx.conversations(None, None))
+            return matching(ref, tx.conversations(None, None))
 
         return await self._read(work)
 
@@ -131,7 +133,7 @@ class TransactionStore(Store):
 
     async def prune(self, older_than: float) -> int:
         def work(tx: Transaction) -> int:
-            idle = [c for c in tx.idle(older_than) if not rules.lease_is_live(c, tx.now)]
+            idle = [c for c in tx.idle(older_than) if not lease_is_live(c, tx.now)]
             for conv in idle:
                 tx.delete(conv.id)
             return len(idle)
@@ -400,7 +402,7 @@ class TransactionStore(Store):
             if limit is not None:  # turns are numbered densely: the last `limit` completed
                 last_completed = conv.turn_count - (1 if conv.running_turn else 0)
                 first = last_completed - limit + 1
-            turns = rules.transcript_of(tx.turns(conversation_id, first))
+            turns = transcript_of(tx.turns(conversation_id, first))
             return turns if limit is None else turns[-limit:]
 
         return await self._read(work)

@@ -7,23 +7,20 @@ conversation row and the events to append, whose ids it allocates from
 ``last_event``. Memory, SQLite and PostgreSQL stores therefore differ only in
 how they keep rows, never in what a claim, a completion or a reset means.
 
-Leases: an owner is ``host:pid:nonce`` (:func:`new_owner`). A lease is live
-while it has not expired and, when its owner ran on this host, while that
-process exists; so a bridge killed with ``kill -9`` frees its conversations at
-once for the next process on the same machine, and after ``lease_secs`` for
-the others.
+Who holds a lease, and when a lease is live, is :mod:`bridge.store.owners`;
+reading the log back for people (names, transcripts) is
+:mod:`bridge.store.reading`.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import LeaseLost, NotFound
+from .owners import lease_is_live
 from .records import (
     CONVERSATION_CANCEL,
     CONVERSATION_RESET,
@@ -43,14 +40,12 @@ from .records import (
     ConversationKey,
     Event,
     NewMessage,
-    TranscriptTurn,
 )
 
 __all__ = [
     "ABANDONED_ERROR",
     "ABANDONED_HINT",
     "DEFAULT_KEEP_TURNS",
-    "MIN_ID_PREFIX",
     "RUNNING_EVENTS",
     "Write",
     "abandon_if_dead",
@@ -62,20 +57,15 @@ __all__ = [
     "complete",
     "heartbeat",
     "is_message",
-    "lease_is_live",
-    "matching",
     "message_data",
     "new_conversation",
     "new_conversation_id",
-    "new_owner",
     "oldest_kept_turn",
-    "owner_alive",
     "release",
     "reset",
     "running_event",
     "start",
     "take",
-    "transcript_of",
     "trim_cut",
 ]
 
@@ -91,11 +81,6 @@ DEFAULT_KEEP_TURNS = 200
 #: The event types a running turn's lease holder appends on its own (the
 #: others have a write of their own: take, start, complete, answer).
 RUNNING_EVENTS = (TURN_PARTIAL, TURN_PERMISSION)
-
-#: The shortest id prefix :func:`matching` accepts: ids are ``c`` and 20 hex
-#: digits, so 6 characters (five hex digits, a million values) pick one
-#: conversation among thousands almost always, and are short enough to type.
-MIN_ID_PREFIX = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,36 +109,6 @@ class Write:
 def new_conversation_id() -> str:
     """An opaque, URL-safe conversation id: ``c`` and 20 lowercase hex digits."""
     return "c" + secrets.token_hex(10)
-
-
-def new_owner() -> str:
-    """A lease owner name for this process: ``host:pid:nonce``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """Whether the process named by ``owner`` still runs: True or False when
-    it ran on this host, None (unknown) for another host or a name this
-    module did not make."""
-    host, sep, rest = owner.partition(":")
-    pid_text, sep2, _ = rest.partition(":")
-    if not sep or not sep2 or not pid_text.isdigit() or host != socket.gethostname():
-        return None
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
-def lease_is_live(conv: Conversation, now: float) -> bool:
-    """Someone holds the conversation: a lease not yet expired whose owner
-    is not known to be dead."""
-    if not conv.lease_owner or conv.lease_expires <= now:
-        return False
-    return owner_alive(conv.lease_owner) is not False
 
 
 def check_keep_turns(keep_turns: int) -> int:
@@ -195,25 +150,6 @@ def add_message(conv: Conversation, message: NewMessage, now: float) -> Write:
     ran and no reset happened for a while, whatever waits (see
     :mod:`bridge.store.session_rules`)."""
     return Write(conv, ((MESSAGE, 0, message_data(message)),))
-
-
-def matching(ref: str, conversations: Sequence[Conversation]) -> list[Conversation]:
-    """The conversations ``ref`` names, for people typing it: an exact id;
-    else every conversation whose label (``channel:key@profile``) equals it,
-    compared whole, never parsed, since keys and profile names may hold
-    ``:`` and ``@``; else every id starting with ``ref`` when it has at least
-    :data:`MIN_ID_PREFIX` characters. More than one match means the reference
-    is ambiguous; the caller says so and lists them."""
-    exact = [c for c in conversations if c.id == ref]
-    if exact:
-        return exact
-    labelled = [c for c in conversations if c.label == ref]
-    if labelled or len(ref) < MIN_ID_PREFIX:
-        return labelled
-    return [c for c in conversations if c.id.startswith(ref)]
-
-
-# --- the lease holder's rules --------------------------------------------------------------------
 
 
 def _check_owner(conv: Conversation, owner: str) -> None:
@@ -446,44 +382,6 @@ def oldest_kept_turn(conv: Conversation, keep_turns: int) -> int:
 
 def is_message(event: Event) -> bool:
     return event.type == MESSAGE
-
-
-# --- reading back ---------------------------------------------------------------------------------
-
-
-def transcript_of(events: Sequence[Event]) -> list[TranscriptTurn]:
-    """The completed turns among ``events`` (one conversation's, oldest first),
-    built from each turn's ``turn.queued``, ``turn.started`` and
-    ``turn.completed``. A turn whose ``turn.queued`` was trimmed away is left out."""
-    queued: dict[int, Event] = {}
-    started: dict[int, Event] = {}
-    out: list[TranscriptTurn] = []
-    for event in events:
-        if event.type == TURN_QUEUED:
-            queued[event.turn] = event
-        elif event.type == TURN_STARTED:
-            started[event.turn] = event
-        elif event.type == TURN_COMPLETED and event.turn in queued:
-            q = queued.pop(event.turn).data
-            s = started.pop(event.turn, None)
-            d = event.data
-            out.append(
-                TranscriptTurn(
-                    turn=event.turn,
-                    message=str(q.get("text", "")),
-                    attachments=tuple(q.get("attachments", ())),
-                    from_users=tuple(q.get("from_users", ())),
-                    status=str(d.get("status", "")),
-                    reply=str(d.get("reply", "")),
-                    error=d.get("error"),
-                    session_id=str(d.get("session_id", "")),
-                    exit_code=int(d.get("exit_code", 0)),
-                    started_at=s.at if s is not None else event.at,
-                    duration_ms=int(d.get("duration_ms", 0)),
-                    hint=str(d.get("hint") or ""),
-                )
-            )
-    return out
 
 
 DELIVERY_TYPES = (DELIVERY_POSTED, DELIVERY_EDITED, DELIVERY_FINISHED)
