@@ -97,6 +97,7 @@ class _Conv:
     window: deque[Event] = field(default_factory=deque)
     live: _Live | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
+    signalled: bool = False  # ``changed`` was set and no reader has replaced it yet
     readers: int = 0
     #: Events that could not be stored (the store failed), told to the
     #: readers of this process so none of them waits for them forever.
@@ -125,7 +126,8 @@ class Hub:
     def _wake(self, conv: _Conv) -> None:
         # Readers replace a set event before they look again (see
         # Subscription.__anext__), so a burst of chunks costs one set().
-        if not conv.changed.is_set():
+        if not conv.signalled:
+            conv.signalled = True
             conv.changed.set()
 
     def known(self, conversation_id: str) -> int:
@@ -166,17 +168,24 @@ class Hub:
         for conv in touched:
             self._wake(conv)
 
-    def live_start(self, conversation_id: str, turn: int, after: int) -> None:
-        self._conv(conversation_id).live = _Live(turn, after)
+    def live_start(self, conversation_id: str, turn: int, after: int) -> Callable[[str], None]:
+        """A turn of this process starts streaming; returns the function that
+        hands each chunk to the readers (it runs once per chunk, so it keeps
+        everything it needs at hand)."""
+        conv = self._conv(conversation_id)
+        live = conv.live = _Live(turn, after)
+        chunks, ends = live.chunks, live.ends
 
-    def live_chunk(self, conversation_id: str, text: str) -> None:
-        conv = self._convs[conversation_id]
-        live = conv.live
-        if live is None or not text:
-            return
-        live.chunks.append(text)
-        live.ends.append(live.end + len(text))
-        self._wake(conv)
+        def chunk(text: str) -> None:
+            if not text or conv.live is not live:
+                return
+            chunks.append(text)
+            ends.append((ends[-1] if ends else 0) + len(text))
+            if not conv.signalled:
+                conv.signalled = True
+                conv.changed.set()
+
+        return chunk
 
     def live_end(self, conversation_id: str) -> None:
         conv = self._convs.get(conversation_id)
@@ -270,8 +279,9 @@ class Subscription:
             if self.closed:
                 raise StopAsyncIteration
             conv = self.hub._conv(self.conversation_id)
-            if conv.changed.is_set():
+            if conv.signalled:
                 conv.changed = anyio.Event()
+                conv.signalled = False
             changed = conv.changed
             if self.position < conv.last:
                 await self._catch_up(conv)

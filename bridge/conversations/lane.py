@@ -205,7 +205,7 @@ async def _execute(
         session_id = session_to_resume(conv, d._clock(), idle, last_active=before.updated_at)
         started = await d.store.start(conv.id, d.owner, job.turn, session_id)
         d.hub.publish([started])
-        d.hub.live_start(conv.id, job.turn, started.id)
+        live_chunk = d.hub.live_start(conv.id, job.turn, started.id)
         if not job.fire("spawned"):
             return _not_run(job.reason)
         data = queued.data
@@ -216,10 +216,12 @@ async def _execute(
         async with anyio.create_task_group() as tg:
             writing = False
 
+            add = writer.add
+
             def on_partial(text: str) -> None:
                 nonlocal writing
-                d.hub.live_chunk(conv.id, text)
-                writer.add(text)
+                live_chunk(text)
+                add(text)
                 if not writing:  # a turn that streams nothing costs no task
                     writing = True
                     tg.start_soon(writer.run)

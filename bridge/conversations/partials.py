@@ -49,6 +49,7 @@ class PartialWriter:
         self._offset = 0  # characters of the turn's text already written
         self._lock = anyio.Lock()
         self._wake = anyio.Event()
+        self._woken = False
         self._full = anyio.Event()
         self._closed = False
 
@@ -62,7 +63,9 @@ class PartialWriter:
             return
         self._buffer.append(text)
         self._size += len(text)
-        self._wake.set()
+        if not self._woken:  # one set() per flush, not one per chunk
+            self._woken = True
+            self._wake.set()
         if self._size >= self._max:
             self._full.set()
 
@@ -83,6 +86,7 @@ class PartialWriter:
         while not self._closed:
             await self._wake.wait()
             self._wake = anyio.Event()
+            self._woken = False
             with anyio.move_on_after(self._interval):
                 await self._full.wait()
             await self.flush()
@@ -90,5 +94,6 @@ class PartialWriter:
     async def close(self) -> None:
         """Write what is left; :meth:`run` then returns."""
         self._closed = True
+        self._woken = True
         self._wake.set()
         await self.flush()
