@@ -728,3 +728,25 @@ async def test_a_store_that_cannot_store_a_turns_end_does_not_leave_readers_wait
     assert done.live, "told in this process, not stored"
     assert done.data["reply"] == "answered", "the answer is not lost"
     assert any("could not be saved" in w and "disk is full" in w for w in done.data["warnings"])
+
+
+async def test_a_turn_waiting_for_a_slot_is_cancelled_without_running(
+    agent: MakeAgent, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    profile = agent(f'echo "$AGENT_MESSAGE" >> "{ran}"\n{WAIT_GATE}\necho done')
+    async with dispatcher(profile, max_running=1) as d:
+        a, b = await d.open(key("a")), await d.open(key("b"))
+        async with d.subscribe(a.id) as sub:
+            first = await d.submit(a.id, "first")
+            await collect_until(sub, lambda e: e.type == TURN_STARTED)
+        waiting = await d.submit(b.id, "second")
+        await anyio.sleep(0.2)  # its turn is taken and waits for the one slot
+        await d.cancel(b.id)
+        with anyio.fail_after(10):
+            stopped = await d.outcome(b.id, waiting.message.id)
+        (tmp_path / "gate").touch()
+        await d.outcome(a.id, first.message.id)
+    assert stopped.type == TURN_COMPLETED and stopped.data["status"] == "cancelled"
+    assert stopped.data["error"].startswith("not run")
+    assert ran.read_text() == "first\n", "the cancelled turn never started its agent"

@@ -58,6 +58,8 @@ class Job:
     cancel: anyio.Event = field(default_factory=anyio.Event)
     #: Why it was stopped ("" while it was not), for the turn's error.
     reason: str = ""
+    #: While it waits for a slot: the scope a cancel ends that wait with.
+    slot_wait: anyio.CancelScope | None = None
 
     def fire(self, signal: Signal, reason: str = "") -> bool:
         """Apply ``signal``; returns whether the state changed."""
@@ -68,4 +70,6 @@ class Job:
         if signal == "cancel":
             self.reason = self.reason or reason
             self.cancel.set()
+            if self.slot_wait is not None:
+                self.slot_wait.cancel()
         return True

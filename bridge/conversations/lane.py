@@ -251,23 +251,21 @@ async def _execute(
 
 
 async def _acquire(limiter: anyio.CapacityLimiter, job: Job) -> bool:
-    """A slot under the bridge-wide cap, unless the job is cancelled first."""
+    """A slot under the bridge-wide cap, unless the job is cancelled first
+    (a cancel ends the wait through the job's ``slot_wait`` scope: no task
+    per waiting turn)."""
     try:
         limiter.acquire_on_behalf_of_nowait(job)
         return True
     except anyio.WouldBlock:
         pass
+    if job.cancel.is_set():
+        return False
     acquired = False
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            await job.cancel.wait()
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
+    with anyio.CancelScope() as job.slot_wait:
         await limiter.acquire_on_behalf_of(job)
         acquired = True
-        tg.cancel_scope.cancel()
+    job.slot_wait = None
     if acquired and job.cancel.is_set():
         limiter.release_on_behalf_of(job)
         return False
