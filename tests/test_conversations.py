@@ -588,8 +588,9 @@ async def test_a_dead_bridges_turn_is_closed_as_abandoned_not_rerun(
     assert claim is not None
     await sqlite_store.take(conv.id, dead, [claim.pending[0].id], text="lost")
     async with dispatcher(profile, sqlite_store) as d:
-        await d.open(key())
+        opened = await d.open(key())
         log = await sqlite_store.read(conv.id)
+    assert (opened.running_turn, opened.last_status) == (0, "abandoned"), "as recovery left it"
     done = [e for e in log if e.type == TURN_COMPLETED]
     assert [e.data["status"] for e in done] == ["abandoned"]
     assert "abandoned" in done[0].data["error"]

@@ -228,7 +228,10 @@ class Dispatcher:
         dead bridge's open turn as abandoned, and run any waiting messages."""
         self._profile(key.route)  # refuse an unknown route before writing anything
         conv = await self.store.open(key, session_name=session_name)
-        self.hub.publish(await self.store.recover(conv.id))
+        closed = await self.store.recover(conv.id)
+        self.hub.publish(closed)
+        if closed:  # hand back the conversation as recovery left it
+            conv = await self._reread(conv)
         await self.hub.refresh(conv.id)
         self._served.add(conv.id)
         self._known[conv.id] = conv
@@ -366,6 +369,9 @@ class Dispatcher:
             )
         self._known[conv.id] = conv
         return conv
+
+    async def _reread(self, conv: Conversation) -> Conversation:
+        return await self.store.get(conv.id) or conv
 
     async def _turn_running(self, conversation_id: str) -> bool:
         """Whether a turn of the conversation runs, here or in another process."""
