@@ -64,6 +64,3 @@ class Approvals:
 
     def forget(self, conversation: str, request_id: int) -> None:
         self._waiting.pop((conversation, request_id), None)
-
-    def pending(self, conversation: str | None = None) -> int:
-        return sum(1 for c, _ in self._waiting if conversation in (None, c))

@@ -53,11 +53,6 @@ class PartialWriter:
         self._full = anyio.Event()
         self._closed = False
 
-    @property
-    def streamed(self) -> int:
-        """Characters streamed so far, written or not."""
-        return self._offset + self._size
-
     def add(self, text: str) -> None:
         if not text:
             return

@@ -56,7 +56,6 @@ __all__ = [
     "claim",
     "complete",
     "heartbeat",
-    "is_message",
     "message_data",
     "new_conversation",
     "new_conversation_id",
@@ -378,10 +377,6 @@ def oldest_kept_turn(conv: Conversation, keep_turns: int) -> int:
     last_completed = conv.turn_count - (1 if conv.running_turn else 0)
     oldest = last_completed - keep_turns + 1
     return oldest if oldest > 1 else 0
-
-
-def is_message(event: Event) -> bool:
-    return event.type == MESSAGE
 
 
 DELIVERY_TYPES = (DELIVERY_POSTED, DELIVERY_EDITED, DELIVERY_FINISHED)
