@@ -28,6 +28,7 @@ waiting in the log for the next bridge.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from .errors import Busy, UnknownRoute
 from .hub import Cursor, Hub, Subscription
 from .jobs import Job
 from .lane import renew_leases, run_lane
+
+log = logging.getLogger("bridge.conversations")
 
 __all__ = ["DEFAULT_LEASE_SECS", "DEFAULT_MAX_RUNNING", "Dispatcher", "TurnHandle"]
 
@@ -404,21 +407,25 @@ class Dispatcher:
     async def _poll(self) -> None:
         """Read back what other processes wrote, for the conversations this
         one serves or reads."""
-        seen = await self.store.version()
+        seen = -1
+        failing = ""
         while True:
             await anyio.sleep(self._poll_secs)
             try:
                 version = await self.store.version()
                 if version == seen:
                     continue
-                seen = version
                 # One read says which conversations moved; only those are read.
                 heads = await self.store.heads({*self._served, *self.hub.watched()})
                 for cid, head in heads.items():
                     if head > self.hub.known(cid):
                         await self.hub.refresh(cid)
-            except Exception:
-                continue
+                seen = version
+                failing = ""
+            except Exception as exc:  # tried again at the next poll; said once
+                if str(exc) != failing:
+                    failing = str(exc)
+                    log.warning("cannot read what other processes wrote: %s", exc)
 
     def _kick(self, conversation_id: str) -> None:
         wake = self._lanes.get(conversation_id)
