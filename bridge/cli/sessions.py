@@ -26,7 +26,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bridge.errors import BridgeError
+
+from . import sessions_view as view
 
 if TYPE_CHECKING:
     from bridge.store.records import Conversation, TranscriptTurn
@@ -133,7 +135,9 @@ class AmbiguousReference(BridgeError):
     exit_code = 2
 
     def __init__(self, ref: str, candidates: list[Conversation], command: str) -> None:
-        rows = _table([(c.id, c.label, _cwd(c), _when(c.updated_at)) for c in candidates])
+        rows = view.table(
+            [(c.id, c.label, view.cwd(c), view.when(c.updated_at)) for c in candidates]
+        )
         super().__init__(
             f"{ref!r} names {len(candidates)} conversations:\n"
             + "\n".join(f"  {row}" for row in rows),
@@ -170,95 +174,6 @@ def _by() -> str:
     return os.environ.get("USER", "")
 
 
-# --- formatting ------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _cell(text: str) -> str:
-    """``text`` for one table cell: control characters (a newline in a key)
-    written as escapes, so each conversation stays on its line."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _text(text: str) -> str:
-    """Text people or agents wrote, for the terminal: line breaks and tabs
-    kept, other control characters (escape sequences) written as escapes."""
-    return "\n".join(_cell(line.replace("\t", "    ")) for line in text.split("\n"))
-
-
-def _table(rows: Sequence[tuple[str, ...]], head: tuple[str, ...] | None = None) -> list[str]:
-    cells = [tuple(_cell(c) for c in row) for row in [*([head] if head else []), *rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
-def _ago(ts: float, now: float) -> str:
-    """How long ago ``ts`` was, roughly: 40s, 5m, 3h, 12d."""
-    age = max(now - ts, 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if age >= size:
-            return f"{int(age // size)}{unit}"
-    return f"{int(age)}s"
-
-
-def _cwd(conv: Conversation) -> str:
-    """The route's folder; "?" for a conversation carried over from the
-    first release, which did not record it."""
-    return conv.key.route.cwd or "?"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _is_live(conv: Conversation) -> bool:
-    """Whether the process running the conversation's turn still holds it."""
-    from bridge.store.owners import lease_is_live
-
-    return lease_is_live(conv, time.time())
-
-
-def _status(conv: Conversation) -> str:
-    """The LAST column: a running turn, else how the last one ended. A turn
-    whose process is gone shows as abandoned, which is what it will be
-    recorded as when the conversation is next used."""
-    from bridge.store.records import STATUS_ABANDONED
-
-    if conv.running_turn:
-        return "running" if _is_live(conv) else STATUS_ABANDONED
-    return conv.last_status or "-"
-
-
-def conversation_dict(conv: Conversation) -> dict[str, Any]:
-    """A conversation as ``list --json`` and ``show --json`` print it (stable keys)."""
-    route = conv.key.route
-    return {
-        "id": conv.id,
-        "label": conv.label,
-        "channel": conv.key.channel,
-        "key": conv.key.key,
-        "profile": route.name or route.profile,
-        "profile_ref": route.profile,
-        "cwd": route.cwd,
-        "session_id": conv.session_id,
-        "session_name": conv.session_name,
-        "turn_count": conv.turn_count,
-        "last_status": conv.last_status,
-        "running_turn": conv.running_turn,
-        "created_at": conv.created_at,
-        "updated_at": conv.updated_at,
-    }
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False))
-
-
 # --- list ------------------------------------------------------------------------------------
 
 
@@ -282,22 +197,22 @@ def list_(channel: str | None, profile: str | None, as_json: bool, data_dir: str
     convs, path = _read(data_dir, go)
     if as_json:
         for conv in convs:
-            _echo_json(conversation_dict(conv))
+            view.echo_json(view.conversation_dict(conv))
     elif convs:
         rows = [
             (
                 c.id,
                 c.label,
-                _cwd(c),
+                view.cwd(c),
                 c.session_id or "-",
                 str(c.turn_count),
-                _status(c),
-                _when(c.updated_at),
+                view.status(c),
+                view.when(c.updated_at),
             )
             for c in convs
         ]
         head = ("ID", "LABEL", "FOLDER", "SESSION", "TURNS", "LAST", "ACTIVE")
-        for line in _table(rows, head):
+        for line in view.table(rows, head):
             click.echo(line)
     if not convs:
         given = (("channel", channel), ("profile", profile))
@@ -357,7 +272,7 @@ async def _running(store: SQLiteStore, conv: Conversation) -> RunningTurn | None
         started_at=started,
         partial="".join(parts),
         cancel_requested=cancelled,
-        process_alive=_is_live(conv),
+        process_alive=view.is_live(conv),
     )
 
 
@@ -370,9 +285,9 @@ def _turn_dict(t: TranscriptTurn) -> dict[str, Any]:
 
 def _lines(label: str, text: str) -> list[str]:
     """``  label: text``, continuation lines indented under it; control
-    characters escaped (see :func:`_text`)."""
-    first, *rest = _text(text).split("\n")
-    return [f"  {_cell(label)}: {first}", *(f"    {line}" for line in rest)]
+    characters escaped (see :func:`view.text`)."""
+    first, *rest = view.text(text).split("\n")
+    return [f"  {view.cell(label)}: {first}", *(f"    {line}" for line in rest)]
 
 
 def _senders(users: tuple[str, ...] | list[str]) -> str:
@@ -399,8 +314,8 @@ def show(conversation: str, limit: int, as_json: bool, data_dir: str | None) -> 
 
     conv, turns, state, running = _read(data_dir, go)
     if as_json:
-        _echo_json(
-            conversation_dict(conv)
+        view.echo_json(
+            view.conversation_dict(conv)
             | {
                 "state": state,
                 "turns": [_turn_dict(t) for t in turns],
@@ -418,22 +333,22 @@ def show(conversation: str, limit: int, as_json: bool, data_dir: str | None) -> 
         ("agent session", conv.session_id or "- (the next turn starts a fresh one)"),
         ("session name", conv.session_name),
         ("turns", str(conv.turn_count)),
-        ("last status", _status(conv)),
-        ("created", _when(conv.created_at)),
-        ("last active", _when(conv.updated_at)),
+        ("last status", view.status(conv)),
+        ("created", view.when(conv.created_at)),
+        ("last active", view.when(conv.updated_at)),
     ]
     if state is not None:
         fields.append(("state", json.dumps(state, ensure_ascii=False)))
     width = max(len(name) for name, _ in fields) + 1
     for name, value in fields:
-        click.echo(f"{name + ':':<{width}} {_cell(value)}")
+        click.echo(f"{name + ':':<{width}} {view.cell(value)}")
     completed = conv.turn_count - (1 if running else 0)
     if len(turns) < completed:
         older = "--limit shows more" if len(turns) == limit else "older ones were trimmed"
-        click.echo(f"\n(the last {_plural(len(turns), 'turn')} of {completed}; {older})")
+        click.echo(f"\n(the last {view.plural(len(turns), 'turn')} of {completed}; {older})")
     for t in turns:
         click.echo(
-            f"\n#{t.turn}  {_when(t.started_at)}  {t.status}  exit {t.exit_code}  "
+            f"\n#{t.turn}  {view.when(t.started_at)}  {t.status}  exit {t.exit_code}  "
             f"{t.duration_ms} ms"
         )
         for line in _lines(_senders(t.from_users), t.message):
@@ -445,10 +360,10 @@ def show(conversation: str, limit: int, as_json: bool, data_dir: str | None) -> 
             for line in _lines("error", t.error):
                 click.echo(line)
             if t.hint:
-                click.echo(f"  hint: {_cell(t.hint)}")
+                click.echo(f"  hint: {view.cell(t.hint)}")
     if running is not None:
         click.echo(
-            f"\n#{running.turn}  {_when(running.started_at)}  {_running_note(running, conv)}"
+            f"\n#{running.turn}  {view.when(running.started_at)}  {_running_note(running, conv)}"
         )
         for line in _lines(_senders(running.from_users), running.message):
             click.echo(line)
@@ -479,7 +394,7 @@ def _find(data_dir: str | None, ref: str) -> Conversation:
 
 
 def _named(conv: Conversation) -> str:
-    return f"{_cell(conv.label)} ({conv.id})"
+    return f"{view.cell(conv.label)} ({conv.id})"
 
 
 @sessions.command()
@@ -531,7 +446,7 @@ def cancel(conversation: str, data_dir: str | None) -> None:
     else:
         click.echo(f"cancel: no turn is running in {_named(conv)}")
     if dropped:
-        click.echo(f"dropped {_plural(dropped, 'waiting message')}")
+        click.echo(f"dropped {view.plural(dropped, 'waiting message')}")
 
 
 def _needs_confirmation(command: str, yes: bool, hint: str) -> bool:
@@ -562,7 +477,7 @@ def delete(conversation: str, yes: bool, data_dir: str | None) -> None:
     from bridge.store.errors import NotFound
 
     conv = _find(data_dir, conversation)
-    if conv.running_turn and _is_live(conv):
+    if conv.running_turn and view.is_live(conv):
         raise BridgeError(
             f"turn {conv.running_turn} of {_named(conv)} is running; nothing was deleted",
             hint=f"cancel it first (agentproc sessions cancel {conv.id}), or wait for it to end",
@@ -570,8 +485,8 @@ def delete(conversation: str, yes: bool, data_dir: str | None) -> None:
     hint = f"add --yes: agentproc sessions delete {conv.id} --yes"
     if _needs_confirmation("delete", yes, hint):
         click.echo(
-            f"{_named(conv)}  {_cell(_cwd(conv))}  {_plural(conv.turn_count, 'turn')}  "
-            f"last active {_when(conv.updated_at)}",
+            f"{_named(conv)}  {view.cell(view.cwd(conv))}  {view.plural(conv.turn_count, 'turn')}  "
+            f"last active {view.when(conv.updated_at)}",
             err=True,
         )
         if not click.confirm(
@@ -649,7 +564,7 @@ def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> No
     async def candidates(store: SQLiteStore) -> list[Conversation]:
         convs = await store.conversations()
         return [
-            c for c in convs if c.updated_at < cutoff and not c.running_turn and not _is_live(c)
+            c for c in convs if c.updated_at < cutoff and not c.running_turn and not view.is_live(c)
         ]
 
     old = _read(data_dir, candidates)
@@ -661,15 +576,15 @@ def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> No
             (
                 c.id,
                 c.label,
-                _cwd(c),
-                _plural(c.turn_count, "turn"),
-                f"last active {_when(c.updated_at)} ({_ago(c.updated_at, now)} ago)",
+                view.cwd(c),
+                view.plural(c.turn_count, "turn"),
+                f"last active {view.when(c.updated_at)} ({view.ago(c.updated_at, now)} ago)",
             )
             for c in old
         ]
-        for line in _table(rows):
+        for line in view.table(rows):
             click.echo(line)
-    count = _plural(len(old), "conversation")
+    count = view.plural(len(old), "conversation")
     if dry_run:
         click.echo(f"would prune {count} (dry run: nothing deleted)")
         return
@@ -682,4 +597,4 @@ def prune(older_than: str, dry_run: bool, yes: bool, data_dir: str | None) -> No
     async def go(store: SQLiteStore) -> int:
         return await store.prune(cutoff)
 
-    click.echo(f"pruned {_plural(_write(data_dir, go), 'conversation')}")
+    click.echo(f"pruned {view.plural(_write(data_dir, go), 'conversation')}")
