@@ -505,3 +505,36 @@ def test_read_only_open_refuses_a_data_folder_that_is_a_file(tmp_path: Path) -> 
     with pytest.raises(StoreError, match="is a file, not a folder"):
         SQLiteStore(afile / "sessions.db", read_only=True)
     assert afile.read_text() == "not a folder"
+
+
+def test_a_store_set_up_between_two_looks_is_not_taken_for_a_stranger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process sets the new file up between this one's look at its
+    # schema version (none yet) and its look for foreign tables.
+    import bridge.store.sqlite as sqlite_module
+
+    path = tmp_path / "sessions.db"
+    anyio.run(SQLiteStore(path).close)  # the other process, done
+    monkeypatch.setattr(sqlite_module, "refuse_newer", lambda conn, path: 0)  # the stale look
+    anyio.run(SQLiteStore(path).close)
+
+
+OPEN_ONLY = "import sys; from bridge.store.sqlite import SQLiteStore; SQLiteStore(sys.argv[1])"
+
+
+def test_processes_setting_up_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # Each sees the file half-way: empty, being set up, or ready; none may
+    # take another agentproc's fresh tables for a stranger's database.
+    path = tmp_path / "sessions.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_ONLY, str(path)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors

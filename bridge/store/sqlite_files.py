@@ -144,9 +144,14 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     """A SQLite file that has tables but no schema version belongs to
-    someone else: leave it alone rather than add our tables to it."""
+    someone else: leave it alone rather than add our tables to it.
+
+    One statement, so it sees one state of the file: another agentproc
+    setting up a new store at the same moment commits its tables and its
+    ``schema_version`` together, and is never taken for a stranger."""
     other = conn.execute(
-        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' LIMIT 1"
+        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+        "AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'schema_version') LIMIT 1"
     ).fetchone()
     if other is not None:
         raise StoreError(
