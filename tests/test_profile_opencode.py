@@ -132,6 +132,31 @@ def test_retries_made_counts_the_calls_made_again(wrapper: ModuleType) -> None:
     assert wrapper.retries_made("\n".join(recorded_stderr("first"))) == (0, "")
 
 
+#: What opencode 1.18.33 logged (trimmed) when its model library retried a
+#: call cut before the first chunk on its own: two `stream` lines of one step,
+#: no `stream error` between them.
+SILENT_RETRY = """\
+timestamp=2026-12-02T05:37:18.871Z level=INFO run=c2 message=process session.id=ses_1 messageID=m1
+timestamp=2026-12-02T05:37:18.877Z level=INFO run=c2 message=stream providerID=fake small=false
+timestamp=2026-12-02T05:37:18.915Z level=INFO run=c2 message="llm runtime selected"
+timestamp=2026-12-02T05:37:21.051Z level=INFO run=c2 message=stream providerID=fake small=false
+timestamp=2026-12-02T05:37:21.107Z level=INFO run=c2 message=loop session.id=ses_1 step=1
+timestamp=2026-12-02T05:37:21.108Z level=INFO run=c2 message="exiting loop" session.id=ses_1"""
+
+#: Two steps (a tool call, then the answer): each `stream` follows a `loop`.
+TWO_STEPS = """\
+timestamp=2026-12-02T05:36:30.297Z level=INFO run=0f message=loop session.id=ses_2 step=0
+timestamp=2026-12-02T05:36:30.310Z level=INFO run=0f message=stream providerID=fake small=false
+timestamp=2026-12-02T05:36:31.297Z level=INFO run=0f message=loop session.id=ses_2 step=1
+timestamp=2026-12-02T05:36:31.310Z level=INFO run=0f message=stream providerID=fake small=false
+timestamp=2026-12-02T05:36:32.929Z level=INFO run=0f message="exiting loop" session.id=ses_2"""
+
+
+def test_a_retry_opencode_logged_no_error_for_is_still_counted(wrapper: ModuleType) -> None:
+    assert wrapper.retries_made(SILENT_RETRY) == (1, "")
+    assert wrapper.retries_made(TWO_STEPS) == (0, "")
+
+
 def test_a_failure_is_not_a_retry_until_opencode_has_had_time_to_give_up(
     wrapper: ModuleType,
 ) -> None:

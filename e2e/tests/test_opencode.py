@@ -184,7 +184,11 @@ def test_a_stream_cut_mid_answer_is_retried_with_a_note(
     # the retry went through (it can arrive in one piece), said after the answer.
     live = said[0].startswith("(retrying: the model server answered: ")
     late = said[0].startswith("(retried: the model server answered: ")
-    assert live or late, said
+    # Or the model library retried the cut on its own and opencode logged no error.
+    silent = said[0] == (
+        "(retried: a model call failed (opencode's log gives no reason); attempt 2 went through)"
+    )
+    assert live or late or silent, said
     assert said[0].endswith(", attempt 2)" if live else "; attempt 2 went through)"), said
     assert len(model.model_calls) == 2
 

@@ -150,10 +150,17 @@ def retry_from_logs(stderr, now=None):
 
 def retries_made(stderr):
     """``(retries, cause)``: how many failed model calls opencode made again in
-    this run, by its whole log, and why the last one failed."""
+    this run, by its whole log, and why the last one failed ("" when its log
+    gave no reason).
+
+    A failed call is a `stream error`, or a `stream` followed by another
+    `stream` with no `loop` step between: the model library can retry a call
+    cut before its first chunk on its own, and opencode then logs no error.
+    """
     retries = 0
     cause = ""
     failed = False
+    in_flight = False
     for line in stderr.splitlines():
         if not LOG_LINE.match(line) or " small=true" in line:
             continue
@@ -164,9 +171,14 @@ def retries_made(stderr):
             error = LOG_ERROR.search(line)
             cause = log_error_text(error.group(1)) if error else "an error"
         elif message == "stream":
-            if failed:
+            if failed or in_flight:
                 retries += 1
+                if not failed:
+                    cause = ""
             failed = False
+            in_flight = True
+        elif message == "loop":
+            in_flight = False  # the call before went through: a new step begins
     return retries, cause
 
 
@@ -307,9 +319,12 @@ class Watch:
         retries, cause = retries_made(stderr)
         if retries and self.noted < retries + 1 and self.turn.error is None:
             self.turn.message()  # the answer so far stays the answer
-            self.turn.status(
-                f"retried: the model server answered: {cause}; attempt {retries + 1} went through"
+            why = (
+                f"the model server answered: {cause}"
+                if cause
+                else ("a model call failed (opencode's log gives no reason)")
             )
+            self.turn.status(f"retried: {why}; attempt {retries + 1} went through")
 
     def on_exit(self, turn, code):
         self.done.set()
