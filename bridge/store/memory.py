@@ -59,8 +59,12 @@ class _Tables:
         #: event with id N sits at N - (the first one's id).
         self.logs: dict[str, list[_Row]] = {}
         self.platform_ids: dict[tuple[str, str], int] = {}
-        #: Pending or running messages: (conversation, event id) -> (user, running).
-        self.active: dict[tuple[str, int], tuple[str, bool]] = {}
+        #: Pending or running messages, per conversation: event id -> (user,
+        #: running); with counts per sender and in all, so the caps cost the
+        #: same however many conversations the store holds.
+        self.active: dict[str, dict[int, tuple[str, bool]]] = {}
+        self.active_by_user: dict[str, int] = {}
+        self.active_count = 0
         self.states: dict[str, str] = {}
         self.positions: dict[tuple[str, str], int] = {}  # (conversation, channel)
 
@@ -94,9 +98,7 @@ class _MemoryTransaction(Transaction):
         return [
             c
             for c in self.t.conversations.values()
-            if c.updated_at < older_than
-            and not c.running_turn
-            and not any(cid == c.id for cid, _ in self.t.active)
+            if c.updated_at < older_than and not c.running_turn and not self.t.active.get(c.id)
         ]
 
     def state(self, conversation_id: str) -> Any:
@@ -125,21 +127,18 @@ class _MemoryTransaction(Transaction):
         return None if found is None else self.event(conversation_id, found)
 
     def pending(self, conversation_id: str) -> list[Event]:
-        ids = sorted(
-            message
-            for (conv, message), (_, running) in self.t.active.items()
-            if conv == conversation_id and not running
-        )
+        active = self.t.active.get(conversation_id, {})
+        ids = sorted(message for message, (_, running) in active.items() if not running)
         return [e for e in (self.event(conversation_id, i) for i in ids) if e is not None]
 
     def active(self, conversation_id: str, user: str) -> tuple[int, int, int, int]:
-        pending = mine = user_active = 0
-        for (conv, _), (sender, running) in self.t.active.items():
-            user_active += sender == user
-            if conv == conversation_id and not running:
+        pending = mine = 0
+        for sender, running in self.t.active.get(conversation_id, {}).values():
+            if not running:
                 pending += 1
                 mine += sender == user
-        return pending, mine, user_active, len(self.t.active)
+        t = self.t
+        return pending, mine, t.active_by_user.get(user, 0), t.active_count
 
     def answered(self, conversation_id: str, request_id: int) -> bool:
         return any(
@@ -187,20 +186,34 @@ class _MemoryTransaction(Transaction):
     def _follow(self, e: Event) -> None:
         """Keep the active messages in step with one appended event."""
         conv = e.conversation
+        active = self.t.active.setdefault(conv, {})
         if e.type == MESSAGE:
-            self.t.active[(conv, e.id)] = (str(e.data.get("from_user", "")), False)
+            user = str(e.data.get("from_user", ""))
+            active[e.id] = (user, False)
+            self._count(user, 1)
             if e.data.get("platform_id"):
                 self.t.platform_ids[(conv, str(e.data["platform_id"]))] = e.id
         elif e.type == TURN_QUEUED:
             for message in e.data.get("messages", ()):
-                user, _ = self.t.active[(conv, message)]
-                self.t.active[(conv, message)] = (user, True)
+                user, _ = active[message]
+                active[message] = (user, True)
         elif e.type == CONVERSATION_CANCEL:
             for message in e.data.get("dropped", ()):
-                self.t.active.pop((conv, message), None)
+                gone = active.pop(message, None)
+                if gone is not None:
+                    self._count(gone[0], -1)
         elif e.type == TURN_COMPLETED:
-            for k in [k for k, (_, running) in self.t.active.items() if k[0] == conv and running]:
-                del self.t.active[k]
+            for message in [m for m, (_, running) in active.items() if running]:
+                self._count(active.pop(message)[0], -1)
+
+    def _count(self, user: str, change: int) -> None:
+        t = self.t
+        t.active_count += change
+        left = t.active_by_user.get(user, 0) + change
+        if left:
+            t.active_by_user[user] = left
+        else:
+            t.active_by_user.pop(user, None)
 
     def adopt(self, conv: Conversation) -> None:
         self.changed = True
@@ -239,7 +252,8 @@ class _MemoryTransaction(Transaction):
         self.t.platform_ids = {
             k: v for k, v in self.t.platform_ids.items() if k[0] != conversation_id
         }
-        self.t.active = {k: v for k, v in self.t.active.items() if k[0] != conversation_id}
+        for user, _ in self.t.active.pop(conversation_id, {}).values():
+            self._count(user, -1)
         self.t.positions = {k: v for k, v in self.t.positions.items() if k[0] != conversation_id}
         return True
 
