@@ -26,7 +26,8 @@ module. All of them, together::
         │                            was asked
         ├── UsageError               a request that makes no sense (exit 2)
         │   └── BatchInputError      a batch input file that cannot be run (exit 2)
-        └── BatchOutputError         a batch results file that cannot be opened or read (exit 2)
+        ├── BatchOutputError         a batch results file that cannot be opened or read (exit 2)
+        └── ApiError                 an HTTP request the API refuses (its status and code)
 
 A failed turn is not an error: it is a :class:`~bridge.turn.machine.TurnResult`
 with an ``error`` and an exit code. Each error writes its own message and

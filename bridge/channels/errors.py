@@ -6,13 +6,16 @@
     ├── UsageError               a request that makes no sense (exit 2)
     │   └── BatchInputError      a batch input file that cannot be run: every
     │                            problem found, before anything runs (exit 2)
-    └── BatchOutputError         a batch results file that cannot be opened or read
-                                 (exit 2, before anything runs)
+    ├── BatchOutputError         a batch results file that cannot be opened or read
+    │                            (exit 2, before anything runs)
+    └── ApiError                 an HTTP request the API refuses: its status, a
+                                 stable code and the message the client gets
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bridge.errors import BridgeError
 
@@ -50,3 +53,25 @@ class BatchInputError(UsageError):
 class BatchOutputError(ChannelError):
     """The results file cannot be opened or read (exit 2, before anything runs).
     Write errors during a run end up in :attr:`~bridge.channels.batch.BatchRun.output_error`."""
+
+
+class ApiError(ChannelError):
+    """A request the HTTP API refuses. ``status`` is the HTTP status, ``code``
+    a stable name for the kind of error, ``extra`` facts a client may act on
+    (a cap's limit and count). The client gets all of it as a JSON body."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str,
+        hint: str = "",
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})

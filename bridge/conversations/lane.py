@@ -239,7 +239,7 @@ async def _execute(
                         attachments=tuple(files),
                     ),
                     on_partial=on_partial,
-                    on_permission=_asker(d, job, writer, _deadline(profile)),
+                    on_permission=_asker(d, job, writer, _deadline(profile), users),
                     cancel=job.cancel,
                 )
                 job.fire("exited")
@@ -297,7 +297,11 @@ def _deadline(profile: Profile) -> Callable[[], float | None]:
 
 
 def _asker(
-    d: Dispatcher, job: Job, writer: PartialWriter, deadline: Callable[[], float | None]
+    d: Dispatcher,
+    job: Job,
+    writer: PartialWriter,
+    deadline: Callable[[], float | None],
+    users: list[str],
 ) -> Any:
     async def ask(request: wire.PermissionRequest) -> PermissionAnswer:
         await writer.flush()
@@ -308,6 +312,9 @@ def _asker(
             "deadline": deadline(),
             "request_id": request.id,
             "tool_use_id": request.tool_use_id,
+            # Who may answer, besides an admin: the people whose messages
+            # the turn took.
+            "from_users": users,
         }
         event = await d.store.append(job.conversation, d.owner, job.turn, TURN_PERMISSION, data)
         waiter = d._approvals.expect(job.conversation, event.id)

@@ -54,8 +54,8 @@ EVENT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     # Streamed text; ``offset`` is how many characters of the turn's streamed
     # text came before it, so a reader that saw a chunk live can skip it here.
     TURN_PARTIAL: ("text", "offset"),
-    # The event's id is the approval's id.
-    TURN_PERMISSION: ("tool", "input", "description", "deadline"),
+    # The event's id is the approval's id; ``from_users`` may answer it (and admins).
+    TURN_PERMISSION: ("tool", "input", "description", "deadline", "from_users"),
     # ``request`` is the id of the turn.permission event it answers.
     TURN_PERMISSION_ANSWERED: ("request", "allow", "scope", "message", "by"),
     # Exactly one per turn. ``status`` is one of STATUSES.
