@@ -12,7 +12,13 @@ the YAML stage and the error formatting the stages share:
 - :func:`pydantic_problem` points one pydantic validation error at the line
   recorded for its field;
 - :func:`invalid_profile` builds the error listing every problem as
-  ``FILE:LINE: ...``, and :func:`show_value` renders a value for a message.
+  ``FILE:LINE: ...``, :func:`show_value` renders a value for a message and
+  :func:`did_you_mean` suggests the real name for a misspelt one.
+
+The server's config (:mod:`bridge.server.config`) is YAML written by hand too
+and is read with the same helpers: it asks :func:`parse_yaml` for one more
+level of lines (``users[0].token_env``) and takes an empty file as "all
+defaults".
 """
 
 from __future__ import annotations
@@ -74,18 +80,31 @@ def invalid_profile(label: str, problems: list[tuple[int, str]]) -> ProfileError
     )
 
 
-def parse_yaml(text: str, label: str, nested_key: str | None) -> tuple[dict[Any, Any], Lines]:
+def parse_yaml(
+    text: str,
+    label: str,
+    nested_key: str | None,
+    *,
+    depth: int = 2,
+    empty_ok: bool = False,
+    example: str = "command: ./agent",
+) -> tuple[dict[Any, Any], Lines]:
     """Compose and construct the YAML document; return the data and its lines.
 
     A top-level ``nested_key`` whose value is a mapping is walked as a block of
     its own (its lines go to :attr:`Lines.nested`, its field names get the
-    prefix ``nested_key.``).
+    prefix ``nested_key.``). ``depth`` is how many levels of keys and items get
+    their lines recorded (a profile has two: ``env.NAME``). An empty document
+    is an error unless ``empty_ok`` (then it is ``{}``); ``example`` is the
+    field shown when the top level is not a mapping.
     """
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
             if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG):
+                if empty_ok:
+                    return {}, Lines()
                 raise invalid_profile(
                     label, [(1, "the profile is empty; it needs at least `command: ./agent`")]
                 )
@@ -97,11 +116,11 @@ def parse_yaml(text: str, label: str, nested_key: str | None) -> tuple[dict[Any,
                         (
                             node.start_mark.line + 1,
                             f"the top level must be a mapping of fields "
-                            f"(like `command: ./agent`), not {kind}",
+                            f"(like `{example}`), not {kind}",
                         )
                     ],
                 )
-            lines = _walk(node, nested_key)
+            lines = _walk(node, nested_key, depth=depth)
             # Construct after walking: constructing a mapping with merge keys
             # (<<) rewrites the node tree in place.
             data = loader.construct_document(node)
@@ -157,17 +176,24 @@ def _yaml_error(exc: yaml.YAMLError, text: str, label: str) -> ProfileError:
 
 
 def _walk(
-    top: yaml.MappingNode, nested_key: str | None, prefix: str = "", top_line: int | None = None
+    top: yaml.MappingNode,
+    nested_key: str | None,
+    prefix: str = "",
+    top_line: int | None = None,
+    *,
+    depth: int = 2,
 ) -> Lines:
-    """Record lines of top-level fields and of their direct items.
+    """Record lines of top-level fields and of their items, ``depth`` levels deep.
 
-    Only two levels are walked: that is all a profile has (``env`` items,
-    ``args`` items), and it keeps a document built from nested aliases (the
-    "billion laughs") from making this walk exponential. The ``nested_key``
-    block (``agentproc:`` in a reference-format file) is walked the same way,
-    on its own.
+    A profile needs two levels (``env`` items, ``args`` items), the server's
+    config three (``users[0].name``). Few levels, and each node below the
+    second walked once however many aliases point at it, keep a document built
+    from nested aliases (the "billion laughs") from making this walk
+    exponential. The ``nested_key`` block (``agentproc:`` in a reference-format
+    file) is walked the same way, on its own.
     """
     lines = Lines(top=top_line or top.start_mark.line + 1, prefix=prefix)
+    seen: set[int] = set()
     for key_node, value_node in _mapping_items(top, (), lines):
         loc: Loc = (key_node.value,)
         if (
@@ -179,16 +205,31 @@ def _walk(
             lines.nested = _walk(value_node, None, nested_key + ".", key_node.start_mark.line + 1)
             lines.problems.extend(lines.nested.problems)
             continue
-        if isinstance(value_node, yaml.MappingNode):
-            for sub_key, sub_value in _mapping_items(value_node, loc, lines):
-                if loc == ("env",) and _text_like(sub_value):
-                    lines.raw_text[(*loc, sub_key.value)] = sub_value.value
-        elif isinstance(value_node, yaml.SequenceNode):
-            for index, item in enumerate(value_node.value):
-                lines.values[(*loc, index)] = item.start_mark.line + 1
-                if loc == ("args",) and _text_like(item):
-                    lines.raw_text[(*loc, index)] = item.value
+        _walk_items(value_node, loc, lines, depth - 1, seen)
     return lines
+
+
+def _walk_items(node: yaml.Node, loc: Loc, lines: Lines, levels: int, seen: set[int]) -> None:
+    """Record the lines of the items of ``node`` (found at ``loc``), ``levels`` deep."""
+    if levels <= 0:
+        return
+    if len(loc) >= 2:
+        # Below the second level an aliased node is walked once: its lines are
+        # the anchor's anyway, and walking every alias is what explodes.
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for sub_key, sub_value in _mapping_items(node, loc, lines):
+            if loc == ("env",) and _text_like(sub_value):
+                lines.raw_text[(*loc, sub_key.value)] = sub_value.value
+            _walk_items(sub_value, (*loc, sub_key.value), lines, levels - 1, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.values[(*loc, index)] = item.start_mark.line + 1
+            if loc == ("args",) and _text_like(item):
+                lines.raw_text[(*loc, index)] = item.value
+            _walk_items(item, (*loc, index), lines, levels - 1, seen)
 
 
 def _mapping_items(
@@ -313,9 +354,15 @@ def _unknown_field(
         text, names = f"not a field of a `{loc[0]}` entry", nested[loc[0]]
     else:
         text = "not a profile field"
-    key = loc[-1]
-    if names is not None and isinstance(key, str):
-        close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
-        if close:
-            text += f"; did you mean '{close[0]}'?"
+    if names is not None:
+        text += did_you_mean(loc[-1], names)
     return text
+
+
+def did_you_mean(key: object, names: Iterable[str]) -> str:
+    """``"; did you mean 'NAME'?"`` for the name in ``names`` closest to a
+    misspelt ``key``, or "" when none is close."""
+    if not isinstance(key, str):
+        return ""
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
