@@ -22,12 +22,17 @@ module. All of them, together::
     │   ├── Busy                     refused: busy, queue full, user limit, bridge full,
     │   │                            shutting down; nothing was written
     │   └── UnknownRoute             no profile for the conversation's route (exit 2)
-    └── ChannelError                 bridge.channels.errors: a channel cannot do what it
-        │                            was asked
-        ├── UsageError               a request that makes no sense (exit 2)
-        │   └── BatchInputError      a batch input file that cannot be run (exit 2)
-        ├── BatchOutputError         a batch results file that cannot be opened or read (exit 2)
-        └── ApiError                 an HTTP request the API refuses (its status and code)
+    ├── ChannelError                 bridge.channels.errors: a channel cannot do what it
+    │   │                            was asked
+    │   ├── UsageError               a request that makes no sense (exit 2)
+    │   │   └── BatchInputError      a batch input file that cannot be run (exit 2)
+    │   ├── BatchOutputError         a batch results file that cannot be opened or read
+    │   │                            (exit 2)
+    │   └── ApiError                 an HTTP request the API refuses (its status and code)
+    └── ServerError                  bridge.server.errors: `agentproc serve` cannot start or
+        │                            go on serving
+        └── ConfigError              the server's config file cannot be read or is
+                                     invalid (exit 2)
 
 A failed turn is not an error: it is a :class:`~bridge.turn.machine.TurnResult`
 with an ``error`` and an exit code. Each error writes its own message and

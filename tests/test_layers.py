@@ -36,6 +36,7 @@ ERROR_BASES = {
     "bridge.store.errors": "StoreError",
     "bridge.conversations.errors": "ConversationError",
     "bridge.channels.errors": "ChannelError",
+    "bridge.server.errors": "ServerError",
 }
 
 
