@@ -1,0 +1,308 @@
+"""``bridge.yaml``: the config of ``agentproc serve``, read and checked.
+
+The file is written by hand, like a profile, and is read the same way
+(:mod:`bridge.turn.profile_yaml`): YAML with the line of every key, pydantic
+models that refuse unknown keys (:mod:`bridge.server.config_models`), and
+every problem found reported at once as ``FILE:LINE: field 'x': what is wrong``
+in one :class:`~bridge.server.errors.ConfigError`. Nothing else escapes
+:func:`load_config`: YAML, pydantic and OS errors are converted here.
+
+Everything that can be looked up at start-up is: each user's token is read
+from the environment variable the file names (secrets never live in the
+file), each route's profile is loaded and its folder checked. A server that
+starts from a :class:`ServerConfig` does not discover a typo at its first
+request. Whether to refuse a config is the server's decision where it is about
+exposure (:attr:`ServerConfig.exposes_api_without_users`); the loader only
+says what the file means.
+
+Tokens are held as :class:`pydantic.SecretStr`, so they show as ``**********``
+in reprs, and no message names one: a problem with a token names its user
+and its variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from bridge.store.records import Route
+from bridge.turn.errors import ProfileError
+from bridge.turn.profile import Profile
+from bridge.turn.profile_yaml import SCHEMA_HINT, Lines, parse_yaml
+
+from .config_check import Check
+from .config_models import DEFAULT_HOST, DEFAULT_PORT, Listen, TurnLimits
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_CONFIG_BYTES",
+    "Listen",
+    "RouteConfig",
+    "ServerConfig",
+    "TurnLimits",
+    "User",
+    "load_config",
+]
+
+#: A config is a few dozen lines; a bigger file is almost surely the wrong one,
+#: and refusing it keeps a mistake from reading a huge file into memory.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+#: Named in messages when there is no config file.
+NO_FILE = "(no config file)"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who may use the bridge.
+
+    ``token`` is their HTTP bearer token, read from the variable the file
+    names (None: they cannot use HTTP); ``platform_ids`` maps a platform
+    (``telegram``, ``slack``, ``discord``) to the id that is them there.
+    """
+
+    name: str
+    token: SecretStr | None = None
+    admin: bool = False
+    platform_ids: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One agent the bridge offers: its name, the store's :class:`Route` for it,
+    the loaded profile (its ``cwd`` set to where the route runs it) and a title
+    for people."""
+
+    name: str
+    route: Route
+    profile: Profile = field(repr=False, compare=False)
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What ``agentproc serve`` runs, as read from ``bridge.yaml``.
+
+    ``path`` is the config file (None: no file, all defaults); ``data_dir``
+    where ``sessions.db`` lives (None: the default data folder); ``routes``
+    has at least one entry, and the first is the default.
+    """
+
+    path: Path | None
+    listen: Listen = field(default_factory=Listen)
+    data_dir: Path | None = None
+    store: Literal["sqlite", "memory"] = "sqlite"
+    users: tuple[User, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    turns: TurnLimits = field(default_factory=TurnLimits)
+    http_enabled: bool = True
+
+    @property
+    def host(self) -> str:
+        return self.listen.host
+
+    @property
+    def port(self) -> int:
+        return self.listen.port
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this machine can reach the HTTP API."""
+        return self.listen.is_loopback
+
+    @property
+    def default_route(self) -> RouteConfig:
+        return self.routes[0]
+
+    @property
+    def exposes_api_without_users(self) -> bool:
+        """True when the HTTP API would be reachable beyond this machine with no
+        token to check: the server refuses to start such a config."""
+        return (
+            self.http_enabled
+            and not self.is_loopback
+            and not any(user.token is not None for user in self.users)
+        )
+
+    def user_by_token(self, token: str) -> User | None:
+        """The user whose token is ``token``, or None.
+
+        Every user's token is compared, in constant time and without stopping at
+        a match, so the time taken says nothing about which token was close.
+        The comparison is of SHA-256 digests, which also hides the length.
+        """
+        given = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        found: User | None = None
+        for user in self.users:
+            if user.token is None:
+                continue
+            expected = hashlib.sha256(user.token.get_secret_value().encode("utf-8")).digest()
+            if hmac.compare_digest(given, expected) and found is None:
+                found = user
+        return found if token else None
+
+    def route_named(self, name: str) -> RouteConfig | None:
+        """The route called ``name``, or None."""
+        for route in self.routes:
+            if route.name == name:
+                return route
+        return None
+
+    def describe(self) -> str:
+        """A few lines for the start-up banner: where it listens, the store, the
+        routes and who may use it (names only)."""
+        from bridge.store.sqlite_files import STORE_FILENAME, default_data_dir
+
+        if self.http_enabled:
+            reach = "this machine only" if self.is_loopback else "reachable from other machines"
+            out = [f"HTTP API and web chat: {self.listen.url} ({reach})"]
+        else:
+            out = ["HTTP API: off (channels.http.enabled is false)"]
+        if self.store == "memory":
+            out.append("store: memory (nothing is kept when the bridge stops)")
+        else:
+            folder = self.data_dir if self.data_dir is not None else default_data_dir()
+            out.append(f"store: sqlite, {folder / STORE_FILENAME}")
+        for index, rc in enumerate(self.routes):
+            default = " (default)" if index == 0 else ""
+            title = f" {rc.title!r}," if rc.title != rc.name else ""
+            out.append(f"route {rc.name}{default}:{title} {rc.route.profile} in {rc.route.cwd}")
+        if self.users:
+            names = [f"{u.name} (admin)" if u.admin else u.name for u in self.users]
+            out.append(f"users: {', '.join(names)}")
+        else:
+            out.append("users: none (no tokens: anyone who can connect may use the API)")
+        return "\n".join(out)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, *, env: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Read and check the config file ``path`` (None: the defaults, as if an
+    empty file in the current directory).
+
+    ``env`` is where ``token_env`` variables are read (default ``os.environ``).
+    Raises :class:`~bridge.server.errors.ConfigError` listing every problem
+    found, each as ``FILE:LINE: field 'x': ...``; nothing else.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if path is None:
+        return _build({}, Lines(), NO_FILE, None, environ)
+    file = Path(path)
+    label = os.fspath(path)
+    text = _read(file, label)
+    try:
+        data, lines = parse_yaml(
+            text, label, None, depth=3, empty_ok=True, example=f"listen: {Listen()}"
+        )
+    except ProfileError as exc:  # parse_yaml speaks for profiles; this is a config
+        raise ConfigError(
+            _headline(label, len(exc.problems)),
+            problems=exc.problems,
+            path=label,
+            hint=Check.HINT if exc.hint == SCHEMA_HINT else exc.hint,
+        ) from exc
+    return _build(data, lines, label, file, environ)
+
+
+def _read(file: Path, label: str) -> str:
+    """The text of the config file; ConfigError when it cannot be had."""
+    try:
+        with file.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"config file not found: {label}",
+            path=label,
+            hint="check the path; without a config file, `agentproc serve` serves the "
+            f"bundled echo profile on {Listen()}",
+        ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            f"config {label} is a folder, not a file",
+            path=label,
+            hint=f"name the file inside it, like {file / 'bridge.yaml'}",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read config {label}: {getattr(exc, 'strerror', None) or exc}",
+            path=label,
+            hint="check that the file exists and is readable",
+        ) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config {label} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+            "is this the right file?",
+            path=label,
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise invalid(
+            label, [(line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8")]
+        ) from exc
+
+
+def _headline(label: str, count: int) -> str:
+    return f"invalid config {label}: {count} problem{'s' if count != 1 else ''}"
+
+
+def invalid(label: str, problems: list[tuple[int, str]]) -> ConfigError:
+    """The error for the config ``label``, listing ``problems`` (``(line, text)``) by line."""
+    problems = sorted(problems, key=lambda p: p[0])
+    return ConfigError(
+        _headline(label, len(problems)),
+        problems=tuple(f"{label}:{line}: {text}" for line, text in problems),
+        path=label,
+        hint=Check.HINT,
+    )
+
+
+def _build(
+    data: dict[Any, Any],
+    lines: Lines,
+    label: str,
+    file: Path | None,
+    env: Mapping[str, str],
+) -> ServerConfig:
+    """Check every section of ``data`` and assemble the config, or raise with
+    every problem found."""
+    source = file.resolve() if file is not None else None
+    folder = source.parent if source is not None else Path.cwd()
+    check = Check(lines, folder, env)
+    check.top_level_keys(data)
+    listen = check.listen(data.get("listen"))
+    data_dir = check.data_dir(data.get("data_dir"))
+    store = check.store(data.get("store"))
+    users = tuple(
+        User(entry.name, token, entry.admin, entry.platform_ids())
+        for entry, token in check.users(data.get("users"))
+    )
+    routes = tuple(
+        RouteConfig(name, route, profile, title)
+        for name, route, profile, title in check.routes(data.get("routes"))
+    )
+    turns = check.turns(data.get("turns"))
+    http_enabled = check.channels(data.get("channels"))
+    if check.problems or not routes:
+        raise invalid(label, check.problems or [(lines.top, "no route could be set up")])
+    return ServerConfig(
+        path=source,
+        listen=listen,
+        data_dir=data_dir,
+        store=store,
+        users=users,
+        routes=routes,
+        turns=turns,
+        http_enabled=http_enabled,
+    )
