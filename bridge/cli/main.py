@@ -396,3 +396,7 @@ main.add_command(batch)
 from .profiles import profiles as profiles_group  # noqa: E402 - cheap: click only
 
 main.add_command(profiles_group)
+
+from .serve import serve  # noqa: E402 - cheap: click only until it runs
+
+main.add_command(serve)

@@ -267,6 +267,11 @@ class Dispatcher:
                 "nothing to send: the message is empty and has no attachment",
                 hint="type a message or attach a file",
             )
+        if "\0" in text:
+            raise LaunchError(
+                "the message contains a NUL character, which no agent can be given",
+                hint="remove the NUL character",
+            )
         caps = self._caps(conv.key.route)
         message = NewMessage(text, files, from_user, platform_id)
         event, duplicate = await self.store.add_message(

@@ -22,6 +22,7 @@ and its variable.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -156,6 +157,22 @@ class ServerConfig:
             if route.name == name:
                 return route
         return None
+
+    def with_overrides(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> ServerConfig:
+        """This config with the command line's ``--host``, ``--port`` and
+        ``--data-dir`` in place of the file's (None: keep the file's)."""
+        listen = Listen(
+            self.listen.host if host is None else host,
+            self.listen.port if port is None else port,
+        )
+        folder = self.data_dir if data_dir is None else Path(data_dir).expanduser().absolute()
+        return dataclasses.replace(self, listen=listen, data_dir=folder)
 
     def describe(self) -> str:
         """A few lines for the start-up banner: where it listens, the store, the
