@@ -109,7 +109,10 @@ def make_dispatcher(config: ServerConfig, store: Store) -> Dispatcher:
 
 def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
     """The ASGI app for ``config``: the API, the page."""
-    routes = [ApiRoute(r.name, r.route, r.title or r.name, r.profile.name) for r in config.routes]
+    routes = [
+        ApiRoute(r.name, r.route, r.title or r.name, r.profile.name or r.name)
+        for r in config.routes
+    ]
     authenticate: Callable[[str], Caller | None] | None = None
     if config.users:
 
