@@ -55,6 +55,17 @@ class Served:
                 f"the server did not stop in {STOP_SECS} s:\n{self.stderr}"
             ) from None
 
+    def wait(self) -> int:
+        """Wait for the server to end by itself (after a signal the test sent)."""
+        try:
+            return self.proc.wait(STOP_SECS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"the server did not stop in {STOP_SECS} s:\n{self.stderr}"
+            ) from None
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()

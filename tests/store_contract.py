@@ -936,6 +936,24 @@ class StoreContract:
         assert left == {running.id, leased.id, waiting.id, recent.id}, "what waits is kept"
         assert await store.prune(T0 + 50) == 0
 
+    async def test_unfinished_lists_what_a_starting_bridge_must_serve(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        done = await store.open(KEY)
+        await whole_turn(store, done.id)
+        clock.advance(1)
+        waiting = await store.open(ConversationKey("http", "waiting", ECHO))
+        await store.add_message(waiting.id, NewMessage("still to run"))
+        clock.advance(1)
+        running = await store.open(ConversationKey("http", "running", ECHO))
+        await take_turn(store, running.id, owner="o1")
+        clock.advance(1)
+        dropped = await store.open(ConversationKey("http", "dropped", ECHO))
+        await store.add_message(dropped.id, NewMessage("never mind"))
+        await store.cancel(dropped.id, drop_pending=True)
+        await store.open(ConversationKey("http", "empty", ECHO))
+        assert [c.id for c in await store.unfinished()] == [waiting.id, running.id]
+
     async def test_heads_are_the_last_ids_in_one_read(
         self, store: Store, conv: Conversation
     ) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.conversations.errors import Busy, UnknownRoute
-from bridge.conversations.hub import Cursor, Subscription
+from bridge.conversations.hub import Cursor, Hub, Subscription
 from bridge.store.base import Store
 from bridge.store.errors import NotFound
 from bridge.store.memory import MemoryStore
@@ -595,6 +595,58 @@ async def test_a_dead_bridges_turn_is_closed_as_abandoned_not_rerun(
     assert [e.data["status"] for e in done] == ["abandoned"]
     assert "abandoned" in done[0].data["error"]
     assert [e.type for e in log].count(TURN_STARTED) == 0, "it is not run again"
+
+
+async def test_resume_answers_what_a_stopped_bridge_left(
+    agent: MakeAgent, sqlite_store: SQLiteStore
+) -> None:
+    profile = agent('echo "ran $AGENT_MESSAGE"')
+    crashed = await sqlite_store.open(key("crashed"))
+    await sqlite_store.add_message(crashed.id, _message("lost"))
+    dead = await _dead_owner()
+    claim = await sqlite_store.claim(crashed.id, dead, lease_secs=60)
+    assert claim is not None
+    await sqlite_store.take(crashed.id, dead, [claim.pending[0].id], text="lost")
+    await sqlite_store.add_message(crashed.id, _message("after"))
+    waiting = await sqlite_store.open(key("waiting"))
+    await sqlite_store.add_message(waiting.id, _message("queued"))
+    elsewhere = await sqlite_store.open(ConversationKey("test", "x", Route("other", "/")))
+    await sqlite_store.add_message(elsewhere.id, _message("not ours"))
+    async with dispatcher(profile, sqlite_store) as d:
+        taken = await d.resume()
+        assert {c.id for c in taken} == {crashed.id, waiting.id}, "not another route's"
+        for conv in (crashed, waiting):
+            async with d.subscribe(conv.id, 0) as sub:
+                await collect_until(
+                    sub, lambda e: e.type == TURN_COMPLETED and e.data["status"] == "ok"
+                )
+    replies = {
+        c.id: [(t.status, t.reply) for t in await sqlite_store.transcript(c.id)]
+        for c in (crashed, waiting)
+    }
+    assert replies[crashed.id] == [("abandoned", ""), ("ok", "ran after")]
+    assert replies[waiting.id] == [("ok", "ran queued")]
+    assert [c.id for c in await sqlite_store.unfinished()] == [elsewhere.id]
+
+
+async def test_the_hub_shows_its_observers_what_another_process_wrote_in_between() -> None:
+    store = MemoryStore()
+    conv = await store.open(key())
+    hub = Hub(store)
+    seen: list[tuple[int, str, bool]] = []
+    hub.observers.append(lambda e, remote: seen.append((e.id, e.type, remote)))
+    mine, _ = await store.add_message(conv.id, _message("mine"))
+    hub.publish([mine])
+    await store.add_message(conv.id, _message("theirs"))  # another process, unseen
+    await store.reset(conv.id, by="them")
+    again, _ = await store.add_message(conv.id, _message("mine again"))
+    hub.publish([again])
+    assert [s[0] for s in seen] == [1, 4]
+    await hub.fill_gaps()
+    assert seen[2:] == [(2, MESSAGE, True), (3, "conversation.reset", True)]
+    assert hub.last_message(conv.id) == 4
+    await hub.fill_gaps()
+    assert len(seen) == 4, "each gap is filled once"
 
 
 def _message(text: str) -> Any:

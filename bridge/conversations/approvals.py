@@ -57,6 +57,11 @@ class Approvals:
             waiter.answer = event
             waiter.done.set()
 
+    @property
+    def waiting(self) -> int:
+        """Requests not answered yet."""
+        return sum(1 for w in self._waiting.values() if w.answer is None)
+
     def expect(self, conversation: str, request_id: int) -> _Waiter:
         waiter = _Waiter(anyio.Event())
         self._waiting[(conversation, request_id)] = waiter

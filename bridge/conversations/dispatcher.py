@@ -167,6 +167,9 @@ class Dispatcher:
         self._closing = False
         self._idle = anyio.Event()
         self._idle.set()
+        #: Store operations that failed in the dispatcher's own work (lanes,
+        #: leases, polling) since it started; each was retried or reported.
+        self.store_errors = 0
 
     # --- life ------------------------------------------------------------------------------
 
@@ -224,6 +227,13 @@ class Dispatcher:
         await self._idle.wait()
         self.hub.close()
 
+    def stop_turns(self) -> None:
+        """Cancel every job now, running or not (a second Ctrl-C during
+        :meth:`aclose`): each is still stored, as cancelled."""
+        self._closing = True
+        for job in list(self._jobs.values()):
+            job.fire("cancel", NOT_RUN_SHUTDOWN)
+
     # --- the public operations ----------------------------------------------------------------
 
     async def open(self, key: ConversationKey, *, session_name: str = "default") -> Conversation:
@@ -232,15 +242,32 @@ class Dispatcher:
         self._profile(key.route)  # refuse an unknown route before writing anything
         conv = await self.store.open(key, session_name=session_name)
         closed = await self.store.recover(conv.id)
-        self.hub.publish(closed)
         if closed:  # hand back the conversation as recovery left it
             conv = await self._reread(conv)
+        # Read, not publish, what recovery wrote: events of the dead bridge
+        # may come before it (a message sent after its turn began), and the
+        # hub must see those too, to know that they wait.
         await self.hub.refresh(conv.id)
         self._served.add(conv.id)
         self._known[conv.id] = conv
         if conv.consumed < self.hub.last_message(conv.id):
             self._kick(conv.id)  # messages wait: run them
         return conv
+
+    async def resume(self) -> list[Conversation]:
+        """Serve every conversation of the store with a turn open or messages
+        waiting, on a route this dispatcher has a profile for: a dead
+        bridge's open turns are closed as abandoned and the waiting messages
+        run. A server calls it on start, so nothing accepted before a stop or
+        a crash is left unanswered. Returns the conversations it took up."""
+        taken = []
+        for conv in await self.store.unfinished():
+            try:
+                self._profile(conv.key.route)
+            except UnknownRoute:
+                continue  # another bridge's route, or one no longer configured
+            taken.append(await self.open(conv.key, session_name=conv.session_name))
+        return taken
 
     async def submit(
         self,
@@ -344,6 +371,23 @@ class Dispatcher:
                     return event
         raise anyio.EndOfStream
 
+    # --- what it is doing (for metrics) ------------------------------------------------------
+
+    @property
+    def running_turns(self) -> int:
+        """Turns this process has taken and not yet stored the end of."""
+        return len(self._jobs)
+
+    @property
+    def pending_approvals(self) -> int:
+        """Permission requests of this process's turns waiting for an answer."""
+        return self._approvals.waiting
+
+    def route_of(self, conversation_id: str) -> Route | None:
+        """The route of a conversation this dispatcher has opened or written to."""
+        conv = self._known.get(conversation_id)
+        return None if conv is None else conv.key.route
+
     # --- plumbing ---------------------------------------------------------------------------------
 
     def _profile(self, route: Route) -> Profile:
@@ -417,6 +461,7 @@ class Dispatcher:
         while True:
             await anyio.sleep(self._poll_secs)
             try:
+                await self.hub.fill_gaps()
                 version = await self.store.version()
                 if version == seen:
                     continue
@@ -428,6 +473,7 @@ class Dispatcher:
                 seen = version
                 failing = ""
             except Exception as exc:  # tried again at the next poll; said once
+                self.store_errors += 1
                 if str(exc) != failing:
                     failing = str(exc)
                     log.warning("cannot read what other processes wrote: %s", exc)

@@ -102,6 +102,9 @@ class _Conv:
     #: Events that could not be stored (the store failed), told to the
     #: readers of this process so none of them waits for them forever.
     unsaved: list[Event] = field(default_factory=list)
+    #: Ids skipped over when an event arrived ahead of what the hub knew
+    #: (another process wrote in between): (first, last), for the observers.
+    gaps: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Hub:
@@ -140,6 +143,10 @@ class Hub:
         conv = self._convs.get(conversation_id)
         return conv.last_message if conv is not None else 0
 
+    def subscribers(self) -> int:
+        """Readers subscribed now, over all conversations."""
+        return sum(conv.readers for conv in self._convs.values())
+
     def watched(self) -> list[str]:
         """The conversations someone in this process reads."""
         return [cid for cid, conv in self._convs.items() if conv.readers]
@@ -155,7 +162,10 @@ class Hub:
             if event.id <= conv.last:
                 continue
             if event.id != conv.last + 1:
-                conv.window.clear()  # a gap: readers fill it from the store
+                # A gap: readers fill it from the store; the observers get
+                # it from fill_gaps().
+                conv.window.clear()
+                conv.gaps.append((conv.last + 1, event.id - 1))
             conv.last = event.id
             conv.window.append(event)
             while len(conv.window) > self._window:
@@ -200,6 +210,22 @@ class Hub:
         conv = self._conv(event.conversation)
         conv.unsaved.append(event)
         self._wake(conv)
+
+    async def fill_gaps(self) -> None:
+        """Show the observers the events that publish() jumped over: written
+        by another process between two writes of this one. The dispatcher
+        calls it as it polls, so an answer or a message from elsewhere is
+        never missed."""
+        for cid, conv in list(self._convs.items()):
+            while conv.gaps:
+                first, last = conv.gaps[0]
+                events = await self.store.read(cid, first - 1, last - first + 1)
+                conv.gaps.pop(0)
+                for event in events:
+                    if event.type == MESSAGE:
+                        conv.last_message = max(conv.last_message, event.id)
+                    for observe in self.observers:
+                        observe(event, True)
 
     async def refresh(self, conversation_id: str) -> None:
         """Read what other processes wrote since the last known id."""

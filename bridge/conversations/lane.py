@@ -58,12 +58,14 @@ async def run_lane(d: Dispatcher, cid: str) -> None:
         try:
             held = await _run_turns(d, cid, wake)
         except Exception as exc:  # a store failure: say so, wait, try again
+            d.store_errors += 1
             log.warning(
                 "conversation %s: %s; trying again in %g s",
                 cid,
                 exc,
                 STORE_RETRY_SECS,
                 exc_info=True,
+                extra={"conversation": cid},
             )
             with anyio.move_on_after(STORE_RETRY_SECS):
                 await wake.wait()
@@ -74,7 +76,13 @@ async def run_lane(d: Dispatcher, cid: str) -> None:
                     try:
                         await d.store.release(cid, d.owner)
                     except Exception as exc:
-                        log.warning("conversation %s: cannot release its lease: %s", cid, exc)
+                        d.store_errors += 1
+                        log.warning(
+                            "conversation %s: cannot release its lease: %s",
+                            cid,
+                            exc,
+                            extra={"conversation": cid},
+                        )
         # Nothing awaits between this check and the lane's end, so a message
         # that arrived while the lease was being given up is never missed.
         if not wake.is_set() or d._closing:
@@ -151,17 +159,38 @@ async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> bool:
             except Exception as exc:
                 if pause is None or isinstance(exc, LeaseLost):
                     raise
-                log.warning("conversation %s: turn %d not stored yet (%s)", cid, job.turn, exc)
+                d.store_errors += 1
+                log.warning(
+                    "conversation %s: turn %d not stored yet (%s)",
+                    cid,
+                    job.turn,
+                    exc,
+                    extra={"conversation": cid, "turn": job.turn},
+                )
                 await anyio.sleep(pause * (attempt + 1))
             else:
                 d.hub.publish([completed])
+                log.info(
+                    "conversation %s: turn %d ended: %s in %d ms",
+                    cid,
+                    job.turn,
+                    outcome["status"],
+                    outcome["duration_ms"],
+                    extra={"conversation": cid, "turn": job.turn},
+                )
                 return release
         return False  # not reached: the last attempt returns or raises
     except Exception as exc:
         # The answer is not lost for the readers here: they get the turn's
         # end with a warning. The store still shows the turn open; whoever
         # opens the conversation next closes it as abandoned.
-        log.error("conversation %s: turn %d could not be stored: %s", cid, job.turn, exc)
+        log.error(
+            "conversation %s: turn %d could not be stored: %s",
+            cid,
+            job.turn,
+            exc,
+            extra={"conversation": cid, "turn": job.turn},
+        )
         warning = f"the turn could not be saved in the store: {exc}"
         outcome["warnings"] = [*outcome["warnings"], warning]
         d.hub.unsaved(
@@ -183,7 +212,13 @@ async def renew_leases(d: Dispatcher) -> None:
             try:
                 ok = await d.store.heartbeat(job.conversation, d.owner, lease_secs=d._lease_secs)
             except Exception as exc:
-                log.warning("conversation %s: cannot renew its lease: %s", job.conversation, exc)
+                d.store_errors += 1
+                log.warning(
+                    "conversation %s: cannot renew its lease: %s",
+                    job.conversation,
+                    exc,
+                    extra={"conversation": job.conversation, "turn": job.turn},
+                )
                 continue
             if not ok:
                 job.fire("cancel", "this bridge lost the conversation to another one")
@@ -205,6 +240,13 @@ async def _execute(
         session_id = session_to_resume(conv, d._clock(), idle, last_active=before.updated_at)
         started = await d.store.start(conv.id, d.owner, job.turn, session_id)
         d.hub.publish([started])
+        log.info(
+            "conversation %s: turn %d started%s",
+            conv.id,
+            job.turn,
+            f" (resuming session {session_id})" if session_id else "",
+            extra={"conversation": conv.id, "turn": job.turn},
+        )
         live_chunk = d.hub.live_start(conv.id, job.turn, started.id)
         if not job.fire("spawned"):
             return _not_run(job.reason)

@@ -27,10 +27,12 @@ from bridge.channels.http.app import ApiRoute, create_app
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
+from bridge.store.records import Event
 from bridge.store.sqlite import open_store
 
 from .config import ServerConfig
 from .errors import ServerError
+from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["bind", "build_app", "serve"]
 
@@ -120,7 +122,21 @@ def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
             user = config.user_by_token(token)
             return None if user is None else Caller(user.name, user.admin)
 
-    return create_app(dispatcher, routes, authenticate=authenticate)
+    names = {r.route: r.name for r in config.routes}
+
+    def route_name(event: Event) -> str:
+        route = dispatcher.route_of(event.conversation)
+        return names.get(route, route.name) if route is not None else ""
+
+    app: Any = None
+    watch = Metrics(dispatcher, route_name, lambda: int(app.state.store_errors))
+    app = create_app(
+        dispatcher,
+        routes,
+        authenticate=authenticate,
+        metrics=lambda: (watch.render(), CONTENT_TYPE),
+    )
+    return app
 
 
 def check_exposure(config: ServerConfig) -> None:
@@ -147,6 +163,12 @@ async def serve(
         stack.callback(sock.close)
         store = await stack.enter_async_context(open_configured_store(config))
         dispatcher = await stack.enter_async_context(make_dispatcher(config, store))
+        resumed = await dispatcher.resume()
+        if resumed:
+            log.info(
+                "took up %d conversation(s) left with a turn open or messages waiting",
+                len(resumed),
+            )
         server = _Uvicorn(
             uvicorn.Config(
                 build_app(config, dispatcher),
@@ -161,16 +183,30 @@ async def serve(
             tg.start_soon(_uvicorn, server, sock)
             on_ready(url_of(sock))
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                grace = config.turns.shutdown_grace_secs
                 async for signum in signals:
                     log.info(
-                        "%s: draining (no new messages; running turns get %g s)",
+                        "%s: draining (no new messages; running turns get %g s; "
+                        "signal again to stop them now)",
                         signal.Signals(signum).name,
-                        config.turns.shutdown_grace_secs,
+                        grace,
                     )
                     break
-            await dispatcher.aclose(grace=config.turns.shutdown_grace_secs)
+                async with anyio.create_task_group() as drain:
+                    drain.start_soon(_hurry, signals, dispatcher)
+                    await dispatcher.aclose(grace=grace)
+                    drain.cancel_scope.cancel()
             server.should_exit = True
         log.info("stopped")
+
+
+async def _hurry(signals: Any, dispatcher: Dispatcher) -> None:
+    """A second signal while draining: stop the running turns now (each is
+    still recorded, as cancelled)."""
+    async for signum in signals:
+        log.info("%s again: stopping the running turns now", signal.Signals(signum).name)
+        dispatcher.stop_turns()
+        return
 
 
 async def _uvicorn(server: uvicorn.Server, sock: socket.socket) -> None:

@@ -101,6 +101,12 @@ class Store(abc.ABC):
         """Most recently active first."""
 
     @abc.abstractmethod
+    async def unfinished(self) -> list[Conversation]:
+        """Conversations with a turn open or messages waiting (least recently
+        active first): what a bridge starting up must serve, so that what was
+        accepted before a stop or a crash is answered (or closed as abandoned)."""
+
+    @abc.abstractmethod
     async def delete(self, conversation_id: str) -> bool:
         """Forget a conversation, its log, state and delivery positions.
         Returns False when there was none."""

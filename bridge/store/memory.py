@@ -94,6 +94,13 @@ class _MemoryTransaction(Transaction):
         convs.sort(key=lambda c: (-c.updated_at, c.key))
         return convs if limit is None else convs[:limit]
 
+    def unfinished(self) -> list[Conversation]:
+        found = [
+            c for c in self.t.conversations.values() if c.running_turn or self.t.active.get(c.id)
+        ]
+        found.sort(key=lambda c: (c.updated_at, c.id))
+        return found
+
     def idle(self, older_than: float) -> list[Conversation]:
         return [
             c

@@ -128,6 +128,9 @@ class TransactionStore(Store):
             return []
         return await self._read(lambda tx: tx.conversations(channel, limit))
 
+    async def unfinished(self) -> list[Conversation]:
+        return await self._read(lambda tx: tx.unfinished())
+
     async def delete(self, conversation_id: str) -> bool:
         return await self._write(lambda tx: tx.delete(conversation_id))
 

@@ -135,6 +135,13 @@ class SQLiteTransaction(Transaction):
             -1 if limit is None else limit,
         )
 
+    def unfinished(self) -> list[Conversation]:
+        return self._conversations(
+            "FROM conversations WHERE running_turn != 0 OR EXISTS "
+            "(SELECT 1 FROM active_messages a WHERE a.conversation_id = conversations.id) "
+            "ORDER BY updated_at, id"
+        )
+
     def idle(self, older_than: float) -> list[Conversation]:
         return self._conversations(
             "FROM conversations WHERE updated_at < ? AND running_turn = 0 AND NOT EXISTS "

@@ -66,6 +66,10 @@ class Transaction(abc.ABC):
         """Most recently active first; equal times in key order."""
 
     @abc.abstractmethod
+    def unfinished(self) -> list[Conversation]:
+        """Conversations with a turn open or messages waiting, oldest activity first."""
+
+    @abc.abstractmethod
     def idle(self, older_than: float) -> list[Conversation]:
         """Conversations last active before ``older_than`` with no running turn."""
 

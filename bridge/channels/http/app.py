@@ -9,7 +9,7 @@ it was (4xx: the request's; 503: shutting down; 500: ours, logged).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
@@ -79,10 +79,13 @@ def create_app(
     authenticate: Authenticate | None = None,
     heartbeat_secs: float = events.DEFAULT_HEARTBEAT_SECS,
     page: bool = True,
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
 ) -> FastAPI:
     """The API over ``dispatcher``'s store. ``routes``: the first is the
     default. ``authenticate``: token to caller (None: open to everyone, for
-    loopback without users). ``page``: serve the web chat page at ``/``."""
+    loopback without users). ``page``: serve the web chat page at ``/``.
+    ``metrics``: what ``GET /metrics`` answers (its body and content type),
+    to any caller with a token."""
     if not routes:
         raise ValueError("the API needs at least one route")
     access = Access(authenticate)
@@ -97,6 +100,7 @@ def create_app(
     )
 
     install_error_handlers(app)
+    app.state.store_errors = 0  # store failures answered 503 (see .failures)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -375,6 +379,15 @@ def create_app(
             answered=event is not None,
             event_id=event.id if event else None,
         )
+
+    if metrics is not None:
+        scrape = metrics
+
+        @app.get("/metrics", tags=["server"], summary="Prometheus metrics.")
+        async def get_metrics(authorization: Auth = None) -> Response:
+            caller_of(authorization)
+            body, content_type = scrape()
+            return Response(body, media_type=content_type)
 
     if page:
         static = resources.files("bridge.channels.http") / "static"

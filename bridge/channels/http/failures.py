@@ -75,6 +75,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, StoreError):
+            request.app.state.store_errors = getattr(request.app.state, "store_errors", 0) + 1
             log.error("store error on %s %s: %s", request.method, request.url.path, exc)
             return error_response(
                 503, "store_unavailable", f"the store failed: {exc}", "try again in a moment"
