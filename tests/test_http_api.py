@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import textwrap
 import time
@@ -338,3 +339,58 @@ def test_a_busy_conversation_refuses_over_its_queue_with_429(users_server: Serve
         cancelled = alice.post(f"/v1/conversations/{conv}/cancel").json()
         assert cancelled["dropped"], cancelled
         assert follow(alice, conv, 1)["status"] == "cancelled"
+
+
+def test_a_reader_that_drops_at_random_points_gets_every_chunk_once(tmp_path: Path) -> None:
+    streamer = profile(
+        tmp_path,
+        "streamer",
+        """
+        i=0
+        while [ $i -lt 150 ]; do
+          echo "AGENT_PARTIAL:\\"<$i>\\""
+          i=$((i+1))
+          case $i in *5|*0) sleep 0.03;; esac
+        done
+        echo final
+        """,
+    )
+    config = f"routes:\n  s: {{profile: ./{streamer}}}\n"
+    rng = random.Random(8)
+    with serving(tmp_path, config) as served, served.client() as c:
+        conv = c.post("/v1/conversations").json()["id"]
+        c.post(f"/v1/conversations/{conv}/messages", json={"text": "go"})
+        position, text, ids, done, reconnects = "0", "", [], None, 0
+        while done is None:
+            budget = rng.randint(1, 4)  # messages to read before dropping the connection
+            reconnects += 1
+            with c.stream(
+                "GET", f"/v1/conversations/{conv}/events", headers={"Last-Event-ID": position}
+            ) as r:
+                fields: dict[str, str] = {}
+                for line in r.iter_lines():
+                    if line:
+                        if not line.startswith(":"):
+                            name, _, value = line.partition(": ")
+                            fields[name] = value
+                        continue
+                    if "data" not in fields:
+                        continue
+                    event = json.loads(fields["data"])
+                    position = fields["id"]
+                    if not event["live"]:
+                        ids.append(event["id"])
+                    if event["type"] == "turn.partial":
+                        assert event["data"]["offset"] == len(text), (event, len(text))
+                        text += event["data"]["text"]
+                    if event["type"] == "turn.completed":
+                        done = event["data"]
+                        break
+                    fields = {}
+                    budget -= 1
+                    if budget == 0:
+                        break
+    assert text == "".join(f"<{i}>" for i in range(150))
+    assert done["reply"] == "final", done
+    assert ids == sorted(set(ids)), "stored events once each, in order"
+    assert reconnects > 10, reconnects
