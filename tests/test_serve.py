@@ -46,6 +46,13 @@ def test_it_refuses_to_listen_beyond_loopback_without_users(tmp_path: Path) -> N
     check_stderr(run.err)
 
 
+def test_a_config_that_serves_nothing_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bridge.yaml").write_text("channels:\n  http: {enabled: false}\n")
+    run = cli("serve", "--config", tmp_path / "bridge.yaml", "--data-dir", tmp_path)
+    assert run.code == 1 and "nothing to serve" in run.err, run
+    check_stderr(run.err)
+
+
 def test_a_port_in_use_is_a_plain_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -140,7 +140,14 @@ def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
 
 
 def check_exposure(config: ServerConfig) -> None:
-    """Refuse to open the API beyond this machine to anyone at all."""
+    """Refuse to open the API beyond this machine to anyone at all, and a
+    config that serves nothing."""
+    if not config.http_enabled:
+        raise ServerError(
+            "the HTTP channel is off (channels.http.enabled: false) and no other channel "
+            "is configured: there is nothing to serve",
+            hint="remove `enabled: false` under channels.http",
+        )
     if config.exposes_api_without_users:
         raise ServerError(
             f"refusing to listen on {config.host}, beyond this machine, with no users: "

@@ -97,6 +97,10 @@ def create_app(
         summary="Talk to agents over HTTP: conversations, messages, event streams, approvals.",
         version="1",
         responses=_ERRORS,
+        # FastAPI's interactive docs load their scripts from a CDN: not from
+        # a bridge that may run where nothing outside is reachable.
+        docs_url=None,
+        redoc_url=None,
     )
 
     install_error_handlers(app)

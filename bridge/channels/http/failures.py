@@ -25,7 +25,7 @@ __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger("bridge.http")
 
-SEE_DOCS = "see /openapi.json, or /docs, for the routes"
+SEE_DOCS = "see /openapi.json for the routes"
 _LOGS = "the server's log has the details; please report it"
 
 
