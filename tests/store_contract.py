@@ -687,13 +687,19 @@ class StoreContract:
             "scope": "session",
             "message": "ok",
             "by": "al",
+            "tool": "sh",
         }
         assert await store.answer(conv.id, request.id, allow=False) is None, "the first answer wins"
+        changed = await store.append(conv.id, "o1", turn, TURN_PERMISSION, ask)
+        with pytest.raises(ValueError, match="updated_input"):
+            await store.answer(conv.id, changed.id, allow=False, updated_input={"cmd": "pwd"})
+        edited = await store.answer(conv.id, changed.id, allow=True, updated_input={"cmd": "pwd"})
+        assert edited is not None and edited.data["updated_input"] == {"cmd": "pwd"}
         late = await store.append(conv.id, "o1", turn, TURN_PERMISSION, ask)
         await store.complete(conv.id, "o1", turn, outcome(), captured_session=None, epoch=0)
         assert await store.answer(conv.id, late.id, allow=True) is None, "its turn has ended"
         answers = [e for e in await store.read(conv.id) if e.type == TURN_PERMISSION_ANSWERED]
-        assert answers == [answer]
+        assert answers == [answer, edited]
 
     # --- deliveries, reading, retention -------------------------------------------------------
 

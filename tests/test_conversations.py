@@ -482,6 +482,48 @@ async def test_approvals_are_log_events_answered_by_id(tmp_path: Path) -> None:
     assert [(a.data["allow"], a.data["by"]) for a in answers] == [(True, "alice"), (False, "alice")]
 
 
+async def test_a_session_scoped_answer_allows_the_tool_until_a_reset() -> None:
+    profile = Profile(
+        command=sys.executable,
+        args=[str(AGENTS / "permission_asker.py")],
+        env={"ASK_TOOLS": "Bash,Bash,Write"},
+        permission=True,
+        timeout_secs=20,
+    )
+    store = MemoryStore()
+    asked: list[str] = []
+
+    async def turn(d: Dispatcher, conv_id: str) -> Event:
+        async with d.subscribe(conv_id) as sub:
+            sent = await d.submit(conv_id, "go", from_user="alice")
+            async for event in sub:
+                if event.type == TURN_PERMISSION_ANSWERED and event.data["by"] == "session":
+                    asked.append(f"auto {event.data['tool']}")
+                if event.type == TURN_PERMISSION:
+                    await anyio.sleep(0.05)  # let an automatic answer come first
+                    answer = await d.answer(
+                        conv_id, event.id, allow=True, scope="session", by="alice"
+                    )
+                    if answer is not None:
+                        asked.append(f"asked {event.data['tool']}")
+                if event.type == TURN_COMPLETED:
+                    break
+        return await d.outcome(conv_id, sent.message.id)
+
+    async with dispatcher(profile, store) as d:
+        conv = await d.open(key())
+        first = await turn(d, conv.id)
+        assert asked == ["asked Bash", "auto Bash", "asked Write"]
+        assert first.data["reply"].count("allow=True") == 3
+        asked.clear()
+        await turn(d, conv.id)
+        assert asked == ["auto Bash", "auto Bash", "auto Write"], "for the whole conversation"
+        asked.clear()
+        await d.reset(conv.id, by="alice")
+        await turn(d, conv.id)
+        assert asked == ["asked Bash", "auto Bash", "asked Write"], "a reset forgets them"
+
+
 async def test_an_unanswered_approval_is_denied_at_the_deadline() -> None:
     profile = Profile(
         command=sys.executable,

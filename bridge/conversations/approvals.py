@@ -17,12 +17,15 @@ from dataclasses import dataclass
 import anyio
 
 from agentproc import wire
-from bridge.store.records import TURN_PERMISSION_ANSWERED, Event
+from bridge.store.records import CONVERSATION_RESET, TURN_PERMISSION_ANSWERED, Event
 
-__all__ = ["DEADLINE", "Approvals", "decision_of"]
+__all__ = ["DEADLINE", "SESSION", "Approvals", "decision_of"]
 
 #: ``by`` of an answer written because nobody answered in time.
 DEADLINE = "deadline"
+#: ``by`` of an answer written because the tool was allowed for the
+#: conversation (an earlier answer with ``scope: session``).
+SESSION = "session"
 
 
 def decision_of(answer: Event) -> wire.PermissionDecision:
@@ -47,11 +50,24 @@ class Approvals:
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, int], _Waiter] = {}
+        #: Tools allowed for the rest of a conversation, by conversation.
+        self._allowed: dict[str, set[str]] = {}
+
+    def allowed(self, conversation: str, tool: str) -> bool:
+        """Whether an answer with ``scope: session`` allowed ``tool`` in this
+        conversation since its last reset (as far as the log still shows)."""
+        return tool in self._allowed.get(conversation, ())
 
     def observe(self, event: Event, remote: bool) -> None:
-        """A hub observer: wakes the waiter an answer names."""
+        """A hub observer: wakes the waiter an answer names, and keeps the
+        tools allowed for a conversation (a reset forgets them)."""
+        if event.type == CONVERSATION_RESET:
+            self._allowed.pop(event.conversation, None)
         if event.type != TURN_PERMISSION_ANSWERED:
             return
+        data = event.data
+        if data.get("scope") == "session" and data.get("allow") and data.get("tool"):
+            self._allowed.setdefault(event.conversation, set()).add(str(data["tool"]))
         waiter = self._waiting.get((event.conversation, int(event.data.get("request", 0))))
         if waiter is not None and waiter.answer is None:
             waiter.answer = event

@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -336,11 +337,19 @@ class Dispatcher:
         scope: str = "once",
         message: str = "",
         by: str = "",
+        updated_input: Mapping[str, Any] | None = None,
     ) -> Event | None:
         """Answer an approval request by its event id; None when it was
-        answered already or its turn has ended."""
+        answered already or its turn has ended. ``scope="session"`` allows
+        the tool for the rest of the conversation (until a reset)."""
         event = await self.store.answer(
-            conversation_id, request_id, allow=allow, scope=scope, message=message, by=by
+            conversation_id,
+            request_id,
+            allow=allow,
+            scope=scope,
+            message=message,
+            by=by,
+            updated_input=updated_input,
         )
         if event is not None:
             self.hub.publish([event])

@@ -29,7 +29,7 @@ from bridge.turn.request import TurnRequest
 from bridge.turn.runner import PermissionAnswer, run_request
 
 from . import policies
-from .approvals import DEADLINE, decision_of
+from .approvals import DEADLINE, SESSION, decision_of
 from .jobs import Job
 from .partials import PartialWriter
 
@@ -361,7 +361,18 @@ def _asker(
         event = await d.store.append(job.conversation, d.owner, job.turn, TURN_PERMISSION, data)
         waiter = d._approvals.expect(job.conversation, event.id)
         d.hub.publish([event])
-        if d._on_permission is not None and d._tg is not None:
+        if d._approvals.allowed(job.conversation, request.tool):
+            # Allowed for the rest of the conversation: answered at once, in
+            # the log like any answer.
+            await d.answer(
+                job.conversation,
+                event.id,
+                allow=True,
+                scope="session",
+                message="allowed for the rest of this conversation",
+                by=SESSION,
+            )
+        elif d._on_permission is not None and d._tg is not None:
             d._tg.start_soon(_ask_handler, d, job, event)
         try:
             await waiter.done.wait()

@@ -167,10 +167,14 @@ class Store(abc.ABC):
         scope: str = "once",
         message: str = "",
         by: str = "",
+        updated_input: Mapping[str, Any] | None = None,
     ) -> Event | None:
         """Answer the ``turn.permission`` event ``request_id``. The first
         answer wins; returns None when it was answered already, or its turn
-        has completed. Unknown ids raise NotFound."""
+        has completed. Unknown ids raise NotFound. ``scope`` is ``once`` or
+        ``session`` (the tool is allowed for the rest of the conversation);
+        ``updated_input`` replaces the tool's input when it is allowed. The
+        answer names the request's ``tool``."""
 
     @abc.abstractmethod
     async def ack(self, channel: str, conversation_id: str, position: int) -> None:

@@ -208,6 +208,7 @@ class TransactionStore(Store):
         scope: str = "once",
         message: str = "",
         by: str = "",
+        updated_input: Mapping[str, Any] | None = None,
     ) -> Event | None:
         def work(tx: Transaction) -> Event | None:
             conv = _conversation(tx, conversation_id)
@@ -229,6 +230,7 @@ class TransactionStore(Store):
                 scope=scope,
                 message=message,
                 by=by,
+                updated_input=updated_input,
             )
             return None if write is None else _save(tx, write)[1][0]
 

@@ -57,7 +57,8 @@ EVENT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     # The event's id is the approval's id; ``from_users`` may answer it (and admins).
     TURN_PERMISSION: ("tool", "input", "description", "deadline", "from_users"),
     # ``request`` is the id of the turn.permission event it answers.
-    TURN_PERMISSION_ANSWERED: ("request", "allow", "scope", "message", "by"),
+    # ``tool`` is the request's; ``updated_input`` (optional) replaces its input.
+    TURN_PERMISSION_ANSWERED: ("request", "allow", "scope", "message", "by", "tool"),
     # Exactly one per turn. ``status`` is one of STATUSES.
     TURN_COMPLETED: (
         "status",

@@ -338,6 +338,7 @@ def answer(
     scope: str,
     message: str,
     by: str,
+    updated_input: Mapping[str, Any] | None = None,
 ) -> Write | None:
     """Answer an approval; None when it is answered already or its turn ended."""
     if request is None or request.type != TURN_PERMISSION:
@@ -349,7 +350,18 @@ def answer(
         raise ValueError(f"scope must be 'once' or 'session', not {scope!r}")
     if answered or conv.running_turn != request.turn:
         return None
-    data = {"request": request_id, "allow": allow, "scope": scope, "message": message, "by": by}
+    data: dict[str, Any] = {
+        "request": request_id,
+        "allow": allow,
+        "scope": scope,
+        "message": message,
+        "by": by,
+        "tool": request.data.get("tool", ""),
+    }
+    if updated_input is not None:
+        if not allow:
+            raise ValueError("updated_input goes with allowing a tool, not denying it")
+        data["updated_input"] = dict(updated_input)
     return Write(conv, ((TURN_PERMISSION_ANSWERED, request.turn, data),))
 
 

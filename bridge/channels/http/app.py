@@ -375,9 +375,17 @@ def create_app(
                 scope=body.scope,
                 message=body.message,
                 by=caller.name,
+                updated_input=body.updated_input,
             )
         except NotFound:
             raise _no_approval(approval_id) from None
+        except ValueError as exc:
+            raise ApiError(
+                str(exc),
+                status=422,
+                code="invalid_request",
+                hint="send updated_input only with decision: allow",
+            ) from None
         return ApprovalOut(
             approval_id=approval_id,
             answered=event is not None,

@@ -110,8 +110,13 @@ class TurnOut(BaseModel):
 
 class ApprovalAnswer(_In):
     decision: Literal["allow", "deny"]
-    scope: Literal["once", "session"] = "once"
+    scope: Literal["once", "session"] = Field(
+        "once", description="`session`: allow this tool for the rest of the conversation."
+    )
     message: str = Field("", max_length=10_000)
+    updated_input: dict[str, Any] | None = Field(
+        None, description="With `allow`: the tool's input to use instead of the one asked for."
+    )
 
 
 class ApprovalOut(BaseModel):
