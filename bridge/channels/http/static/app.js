@@ -307,6 +307,7 @@ $("new-form").addEventListener("submit", (e) => {
   startDraft($("route").value);
 });
 
+window.addEventListener("offline", () => state.stream && state.stream.drop());
 window.addEventListener("online", () => state.stream && state.stream.retryNow());
 window.addEventListener("focus", () => {
   if (!asking && state.routes.length) refreshList();

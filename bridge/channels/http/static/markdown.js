@@ -148,8 +148,8 @@ function lines(parent, texts) {
   return parent;
 }
 
-function listOf(lines, start) {
-  const first = NUMBERED.exec(lines[start]);
+function listOf(all, start) {
+  const first = NUMBERED.exec(all[start]);
   const list = el(first ? "ol" : "ul");
   if (first && first[1] !== "1") list.start = Number(first[1]);
   const pattern = first ? NUMBERED : BULLET;
@@ -159,8 +159,8 @@ function listOf(lines, start) {
   const close = () => {
     if (item) list.append(lines(item, itemLines));
   };
-  while (i < lines.length) {
-    const line = lines[i];
+  while (i < all.length) {
+    const line = all[i];
     const m = pattern.exec(line);
     if (m) {
       close();

@@ -89,7 +89,13 @@ export class EventStream {
     this.onState("stopped");
   }
 
-  // Drop the connection now and reconnect at once (the browser came back online).
+  // Drop the connection: the browser says the network is gone, and a socket
+  // can take minutes to notice by itself. Reconnecting starts at once.
+  drop() {
+    if (this.controller) this.controller.abort();
+  }
+
+  // Reconnect now rather than after the backoff (the network is back).
   retryNow() {
     this.delay = FIRST_DELAY_MS;
     if (this.wake) this.wake();
