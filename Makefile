@@ -61,7 +61,31 @@ lint: $(DEV_STAMP)
 types: $(DEV_STAMP)
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP)
+# The browser tests (tests/test_web_page.py) drive Debian's `chromium` package
+# through Playwright. Playwright's own `playwright install` is not used: it
+# downloads browser builds from outside the package registries. The file is
+# its own stamp: when /usr/bin/chromium is missing, this runs
+# `apt-get update && apt-get install -y chromium` (with sudo when not root),
+# and says plainly what to do when that cannot work.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@echo "make: the browser tests need Debian's chromium package; installing it with apt-get"
+	@command -v apt-get >/dev/null || { \
+	  echo "make: apt-get is not here (not Debian or Ubuntu?): install Chromium so that" \
+	    "$(CHROMIUM) runs it, then run make again" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "make: installing chromium needs root, and sudo is not here: run" \
+	  "'apt-get update && apt-get install -y chromium' as root, then make again" >&2; exit 1; fi; \
+	$$sudo apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || { \
+	  echo "make: could not install chromium with apt-get (see above); install it" \
+	    "yourself, then run make again" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make: chromium was installed but $(CHROMIUM) is" \
+	  "not there" >&2; exit 1; }
+
+pytest: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q
 
 bench: $(DEV_STAMP)
