@@ -1,0 +1,542 @@
+"""The web chat page, driven in a real headless Chromium against ``agentproc serve``.
+
+The browser is Debian's ``chromium`` (``make test`` installs it), driven by
+Playwright's Python package; Playwright's own browser download is never used.
+Chromium runs with the flags that keep it from calling out (this machine may
+have no internet), each test in a fresh browser context (its own storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import struct
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from serve_kit import Served, serving
+
+AGENTS = Path(__file__).parent / "agents"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: How long the page gets for anything it should do (ms).
+WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
+ALICE = "alice-token-0123456789abcdef"
+
+#: Records what every agent bubble showed, each time it changed: [turn, status,
+#: text], and each state the connection went through. Added before the page's
+#: own scripts run, so no change is missed.
+RECORDER = """
+window.__shown = [];
+window.__conn = [];
+const last = new Map();
+new MutationObserver(() => {
+  const conn = document.getElementById("conn");
+  if (conn && conn.dataset.state !== window.__conn[window.__conn.length - 1]) {
+    window.__conn.push(conn.dataset.state);
+  }
+  for (const m of document.querySelectorAll(".msg.agent")) {
+    const shown = [m.dataset.turn, m.dataset.status, m.querySelector(".body").textContent];
+    const key = shown.join("\\u0000");
+    if (last.get(m.dataset.turn) !== key) {
+      last.set(m.dataset.turn, key);
+      window.__shown.push(shown);
+    }
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+
+
+def streamed(message: str, chunks: int) -> str:
+    """The reply of tests/agents/web_streamer.py."""
+    return "".join(f"part {i} of {message}. " for i in range(1, chunks + 1)) + "done."
+
+
+def write_profile(folder: Path, name: str, agent: str, **fields: Any) -> str:
+    body = {"name": name, "command": sys.executable, "args": [str(AGENTS / agent)], **fields}
+    (folder / f"{name}.yaml").write_text(json.dumps(body))
+    return f"./{name}.yaml"
+
+
+def config(folder: Path, users: str = "", grace: float = 10) -> str:
+    """Routes: stream (the default), echo, slow, ask."""
+    stream = write_profile(folder, "stream", "web_streamer.py", env={"STREAM_DELAY": "0.15"})
+    slow = write_profile(
+        folder, "slow", "web_streamer.py", env={"STREAM_CHUNKS": "8", "STREAM_DELAY": "0.4"}
+    )
+    ask = write_profile(
+        folder,
+        "ask",
+        "permission_asker.py",
+        env={"ASK_TOOLS": "Bash,Write"},
+        permission=True,
+        timeout_secs=60,
+    )
+    return users + textwrap.dedent(f"""
+        routes:
+          stream: {{profile: {stream}}}
+          echo: {{profile: echo}}
+          slow: {{profile: {slow}}}
+          ask: {{profile: {ask}}}
+        turns: {{shutdown_grace_secs: {grace}}}
+        """)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), (
+        f"the browser tests need Chromium at {CHROMIUM}: `make test` installs Debian's "
+        "chromium package (or run `apt-get install chromium` as root)"
+    )
+    with sync_playwright() as p:
+        # launch() gives the browser a fresh, temporary user data folder.
+        found = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield found
+        found.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("web")
+    with serving(tmp, config(tmp)) as served:
+        yield served
+
+
+class Tab:
+    """A page in its own browser context, with what went wrong in it."""
+
+    def __init__(self, browser: Browser, url: str, **context: Any) -> None:
+        self.context = browser.new_context(**context)
+        self.context.add_init_script(RECORDER)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("request", lambda r: self.requests.append((r.url, r.headers)))
+        self.url = url
+
+    def open(self, ready: bool = True) -> Page:
+        self.page.goto(self.url)
+        if ready:
+            expect(self.page.locator("#route option").first).to_be_attached()
+        return self.page
+
+    def start(self, route: str, text: str) -> None:
+        """A new conversation with ``route``, its first message ``text``."""
+        self.page.select_option("#route", route)
+        self.page.click("#new-conversation")
+        self.say(text)
+
+    def say(self, text: str) -> None:
+        self.page.fill("#message", text)
+        self.page.press("#message", "Enter")
+
+    def agent(self, turn: int) -> Any:
+        return self.page.locator(f'.msg.agent[data-turn="{turn}"]')
+
+    def finished(self, turn: int, status: str = "ok") -> str:
+        """The body text of ``turn`` once it ended with ``status``."""
+        expect(self.agent(turn)).to_have_attribute("data-status", status)
+        return self.agent(turn).locator(".body").inner_text()
+
+    def shown(self) -> list[tuple[str, str, str]]:
+        return [tuple(s) for s in self.page.evaluate("window.__shown")]
+
+    def connection_states(self) -> list[str]:
+        return list(self.page.evaluate("window.__conn"))
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.errors, self.errors
+        assert not self.dialogs, f"the page opened dialogs: {self.dialogs}"
+
+
+@pytest.fixture
+def tab(browser: Browser, server: Served) -> Iterator[Tab]:
+    opened = Tab(browser, server.url)
+    yield opened
+    opened.close()
+
+
+class Cable:
+    """A TCP relay between the browser and the server on loopback, which a
+    test can cut: every open connection is reset at once, as when a network
+    drops, while the relay keeps accepting new ones."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        with self.lock:
+            cut, self.open = self.open, []
+        for s in cut:
+            with contextlib.suppress(OSError):
+                # Linger 0: close with a reset, not a polite end of stream;
+                # shutdown first wakes the relay's thread blocked reading it.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def conversation_id(page: Page) -> str:
+    found = re.search(r"#c=([^&]+)", page.url)
+    assert found, page.url
+    return found.group(1)
+
+
+# --- streaming and history -------------------------------------------------------------------
+
+
+def test_a_reply_streams_in_and_the_final_text_replaces_it(tab: Tab) -> None:
+    page = tab.open()
+    tab.start("stream", "hello")
+    final = streamed("hello", 5)
+    assert tab.finished(1) == final
+    expect(page.locator(".msg.user")).to_have_count(1)
+    expect(page.locator(".msg.user .body")).to_have_text("hello")
+    shown = [(status, text) for turn, status, text in tab.shown() if turn == "1"]
+    streaming = [text for status, text in shown if status == "running" and text]
+    assert streaming and streaming[0].startswith("part 1 of hello."), shown
+    assert all(final.startswith(text) for text in streaming), "only ever a prefix of the reply"
+    assert len(set(streaming)) >= 3, "the text grew chunk by chunk, before completion"
+    assert page.locator("#log").inner_text().count("done.") == 1
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(tab: Tab) -> None:
+    page = tab.open()
+    page.select_option("#route", "echo")
+    page.click("#new-conversation")
+    page.type("#message", "line one")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("line two")
+    expect(page.locator(".msg.user")).to_have_count(0)
+    page.keyboard.press("Enter")
+    assert tab.finished(1) == "You said: line one\nline two"
+    expect(page.locator("#message")).to_have_value("")
+
+
+def test_a_reload_shows_the_history_and_the_list_finds_it(tab: Tab, browser: Browser) -> None:
+    page = tab.open()
+    tab.start("echo", "first message")
+    tab.finished(1)
+    tab.say("second message")
+    tab.finished(2)
+    page.click("#reset")
+    expect(page.locator(".notice")).to_contain_text("New agent session")
+    conv = conversation_id(page)
+
+    page.reload()
+    assert tab.finished(1) == "You said: first message"
+    assert tab.finished(2) == "You said: second message"
+    expect(page.locator(".msg.user .body")).to_have_text(["first message", "second message"])
+    expect(page.locator(".msg.agent")).to_have_count(2)
+    current = page.locator('.conversation[aria-current="true"]')
+    expect(current).to_contain_text("first message")
+    assert current.get_attribute("data-id") == conv
+
+    other = Tab(browser, tab.url)  # a second browser: no fragment, no storage
+    try:
+        second = other.open()
+        second.click(f'.conversation[data-id="{conv}"]')
+        assert other.finished(2) == "You said: second message"
+        other.say("third")
+        assert other.finished(3) == "You said: third"
+    finally:
+        other.close()
+    # The first page follows the conversation live, whoever writes to it.
+    assert tab.finished(3) == "You said: third"
+
+
+def test_cancel_stops_a_running_turn(tab: Tab) -> None:
+    page = tab.open()
+    tab.start("slow", "long")
+    expect(tab.agent(1).locator(".body")).to_contain_text("part 1 of long.")
+    page.click("#cancel")
+    text = tab.finished(1, "cancelled")
+    assert "done." not in text
+    expect(tab.agent(1).locator(".meta")).to_contain_text("cancelled")
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+def test_approval_cards_allow_and_deny(tab: Tab) -> None:
+    page = tab.open()
+    tab.start("ask", "go")
+    cards = page.locator(".approval")
+    bash, write = cards.nth(0), cards.nth(1)
+    expect(bash.locator(".tool")).to_have_text("Bash")
+    expect(bash.locator(".description")).to_have_text("use Bash")
+    assert bash.locator("pre.input").inner_text() == json.dumps({"n": 1}, indent=2)
+    bash.get_by_role("button", name="Allow").click()
+    expect(bash.locator(".answer")).to_have_text("Allowed by local.")
+    # The bridge asks one question at a time: the second comes after the first answer.
+    expect(write.locator(".tool")).to_have_text("Write")
+    write.get_by_role("button", name="Deny").click()
+    expect(write.locator(".answer")).to_have_text("Denied by local.")
+    reply = tab.finished(1)
+    assert "r1 allow=True" in reply and "r2 allow=False" in reply
+    for card in (bash, write):
+        expect(card.get_by_role("button", name="Allow")).to_be_disabled()
+
+
+# --- losing the connection ------------------------------------------------------------------
+
+
+def test_the_page_reconnects_after_going_offline_and_shows_the_text_once(tab: Tab) -> None:
+    page = tab.open()
+    tab.start("slow", "cut")
+    expect(tab.agent(1).locator(".body")).to_contain_text("part 1 of cut.")
+    tab.context.set_offline(True)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    time.sleep(1.0)  # the agent streams on meanwhile
+    tab.context.set_offline(False)
+    final = streamed("cut", 8)
+    assert tab.finished(1) == final
+    assert page.locator("#log").inner_text().count("part 2 of cut.") == 1
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    texts = [text for turn, _, text in tab.shown() if turn == "1"]
+    assert all(final.startswith(text) for text in texts), texts
+
+
+def test_a_connection_cut_mid_reply_resumes_where_it_was(browser: Browser, server: Served) -> None:
+    cable = Cable(server.url)
+    tab = Tab(browser, cable.url)
+    try:
+        page = tab.open()
+        tab.start("slow", "reset")
+        expect(tab.agent(1).locator(".body")).to_contain_text("part 2 of reset.")
+        cable.cut()
+        final = streamed("reset", 8)
+        assert tab.finished(1) == final
+        assert tab.connection_states()[-3:] == ["live", "reconnecting", "live"]
+        texts = [text for turn, _, text in tab.shown() if turn == "1"]
+        assert all(final.startswith(text) for text in texts), texts
+        assert page.locator("#log").inner_text().count("part 3 of reset.") == 1
+        streams = [h for url, h in tab.requests if url.endswith("/events")]
+        assert len(streams) >= 2 and streams[-1].get("last-event-id", "0") != "0", streams
+    finally:
+        tab.close()
+        cable.close()
+
+
+def test_the_page_follows_a_server_restart_mid_reply(browser: Browser, tmp_path: Path) -> None:
+    yaml = config(tmp_path)
+    with serving(tmp_path, yaml) as first:
+        port = int(first.url.rstrip("/").rsplit(":", 1)[1])
+        tab = Tab(browser, first.url)
+        page = tab.open()
+        tab.start("slow", "restart")
+        expect(tab.agent(1).locator(".body")).to_contain_text("part 2 of restart.")
+        # SIGTERM: the server drains, so the running turn finishes (its text
+        # reaches the page) before the streams end and the process exits.
+        first.stop()
+    final = streamed("restart", 8)
+    assert tab.finished(1) == final
+    expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    with serving(tmp_path, yaml, port=port, data_dir=first.data_dir):
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        # It resumed after the last event it had, not from the start.
+        resumed = [h for url, h in tab.requests if url.endswith("/events")][-1]
+        assert resumed.get("last-event-id", "0").isdigit(), resumed
+        assert int(resumed["last-event-id"]) > 1, resumed
+        tab.say("after")
+        assert tab.finished(2) == streamed("after", 8)
+        texts = [text for turn, _, text in tab.shown() if turn == "1"]
+        assert all(final.startswith(text) for text in texts), texts
+        assert page.locator("#log").inner_text().count("part 3 of restart.") == 1
+        expect(page.locator(".msg.agent")).to_have_count(2)
+        tab.close()
+
+
+def test_a_message_whose_answer_was_lost_is_sent_again_once(tab: Tab, server: Served) -> None:
+    page = tab.open()
+    sent: list[str] = []
+
+    def lose_first_answer(route: Route) -> None:
+        sent.append(route.request.headers.get("idempotency-key", ""))
+        if len(sent) == 1:
+            route.fetch()  # the bridge takes the message...
+            route.abort("connectionreset")  # ...and its answer never arrives
+        else:
+            route.continue_()
+
+    page.route("**/v1/conversations/*/messages", lose_first_answer)
+    tab.start("echo", "only once")
+    assert tab.finished(1) == "You said: only once"
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(sent) == 2 and sent[0] == sent[1] != "", "sent again with the same key"
+    expect(page.locator(".msg.user")).to_have_count(1)
+    with server.client() as c:
+        turns = c.get(f"/v1/conversations/{conversation_id(page)}/turns").json()
+    assert [t["message"] for t in turns] == ["only once"]
+
+
+# --- safety ---------------------------------------------------------------------------------
+
+
+def test_html_in_messages_and_replies_is_shown_as_text(tab: Tab) -> None:
+    page = tab.open()
+    evil = "<img src=x onerror=alert(1)> <script>alert(2)</script> **bold** [x](javascript:0)"
+    tab.start("echo", evil)
+    reply = tab.agent(1).locator(".body")
+    expect(reply).to_contain_text("<img src=x onerror=alert(1)> <script>alert(2)</script>")
+    expect(reply.locator("strong")).to_have_text("bold")
+    log = page.locator("#log")
+    for tag in ("img", "script", "a", "iframe"):
+        expect(log.locator(tag)).to_have_count(0)
+    expect(page.locator('.conversation[aria-current="true"] .title')).to_contain_text("<img src=x")
+    time.sleep(0.3)  # an onerror handler would have fired by now
+    assert not tab.dialogs
+
+
+NEW_TAB = 'target="_blank" rel="noopener noreferrer"'
+#: (Markdown, the HTML of the nodes the renderer builds for it).
+MARKDOWN_CASES = [
+    ("**b** *i* `c<b>`", "<p><strong>b</strong> <em>i</em> <code>c&lt;b&gt;</code></p>"),
+    ("one\ntwo\n\nthree", "<p>one<br>two</p><p>three</p>"),
+    ("```js\n<b>x</b>\n```", '<pre><code data-lang="js">&lt;b&gt;x&lt;/b&gt;</code></pre>'),
+    ("```\nunclosed <i>", "<pre><code>unclosed &lt;i&gt;</code></pre>"),
+    ("- a\n- **b**", "<ul><li>a</li><li><strong>b</strong></li></ul>"),
+    ("2. a\n3. b", '<ol start="2"><li>a</li><li>b</li></ol>'),
+    ("> quoted", "<blockquote><p>quoted</p></blockquote>"),
+    (
+        "see https://example.org/x.",
+        f'<p>see <a href="https://example.org/x" {NEW_TAB}>https://example.org/x</a>.</p>',
+    ),
+    ("[t](https://e.org/a)", f'<p><a href="https://e.org/a" {NEW_TAB}>t</a></p>'),
+    ("[t](javascript:alert(1))", "<p>[t](javascript:alert(1))</p>"),
+    ("[t](data:text/html,x)", "<p>[t](data:text/html,x)</p>"),
+    ("snake_case_name and 2 * 3 * 4", "<p>snake_case_name and 2 * 3 * 4</p>"),
+]
+
+
+def test_the_markdown_renderer_builds_only_safe_nodes(tab: Tab) -> None:
+    page = tab.open()
+    got = page.evaluate(
+        """async (cases) => {
+          const { renderMarkdown } = await import("./static/markdown.js");
+          return cases.map((text) => {
+            const div = document.createElement("div");
+            div.append(renderMarkdown(text));
+            return div.innerHTML;
+          });
+        }""",
+        [text for text, _ in MARKDOWN_CASES],
+    )
+    assert got == [html for _, html in MARKDOWN_CASES]
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def test_a_token_protected_bridge_asks_for_the_token(browser: Browser, tmp_path: Path) -> None:
+    users = "users:\n  - {name: alice, token_env: ALICE_TOKEN}\n"
+    with serving(tmp_path, config(tmp_path, users), env={"ALICE_TOKEN": ALICE}) as served:
+        tab = Tab(browser, served.url)
+        page = tab.open(ready=False)
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#token", "not-the-token-at-all")
+        page.click("#token-save")
+        expect(page.locator("#token-reason")).to_contain_text("did not accept")
+        page.fill("#token", ALICE)
+        page.click("#token-save")
+        expect(dialog).to_be_hidden()
+        tab.start("echo", "signed in")
+        assert tab.finished(1) == "You said: signed in"
+        assert page.evaluate("localStorage.getItem('agentproc.token')") == ALICE
+        assert not [url for url, _ in tab.requests if ALICE in url], "the token is never in a URL"
+        streams = [h for url, h in tab.requests if url.endswith("/events")]
+        assert streams and all(h.get("authorization") == f"Bearer {ALICE}" for h in streams)
+
+        page.reload()  # the token is remembered
+        assert tab.finished(1) == "You said: signed in"
+        page.click("#sign-out")
+        expect(dialog).to_be_visible()
+        assert page.evaluate("localStorage.getItem('agentproc.token')") is None
+        with httpx.Client(base_url=served.url) as c:
+            assert c.get("/v1/routes").status_code == 401
+        tab.close()
+
+
+# --- a phone's screen -----------------------------------------------------------------------
+
+
+def test_on_a_phone_nothing_scrolls_sideways_and_the_box_is_in_view(
+    browser: Browser, server: Served
+) -> None:
+    tab = Tab(browser, server.url, viewport={"width": 375, "height": 700}, has_touch=True)
+    page = tab.open()
+    expect(page.locator("#sidebar")).to_be_hidden()
+    page.click("#nav-toggle")
+    expect(page.locator("#sidebar")).to_be_visible()
+    page.select_option("#route", "echo")
+    page.click("#new-conversation")
+    expect(page.locator("#sidebar")).to_be_hidden()
+    long_word = "x" * 300
+    tab.say(f"{long_word}\n```\n{'y' * 300}\n```")
+    tab.finished(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.evaluate("document.body.scrollWidth") <= 375
+    box = page.locator("#message").bounding_box()
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= 700
+    for button in ("#send", "#cancel", "#reset", "#nav-toggle"):
+        size = page.locator(button).bounding_box()
+        assert size and size["height"] >= 44 and size["width"] >= 44, (button, size)
+    tab.close()
