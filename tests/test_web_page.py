@@ -300,6 +300,32 @@ def test_a_reload_shows_the_history_and_the_list_finds_it(tab: Tab, browser: Bro
     assert tab.finished(3) == "You said: third"
 
 
+def test_a_reload_mid_reply_shows_the_history_and_the_reply_going_on(tab: Tab) -> None:
+    page = tab.open()
+    tab.start("stream", "before")
+    tab.finished(1)
+    page.select_option("#route", "slow")  # only for new conversations: this one stays
+    tab.say("during")
+    expect(tab.agent(2).locator(".body")).to_contain_text("part 1 of during.")
+    page.reload()
+    assert tab.finished(2) == streamed("during", 5)
+    assert tab.finished(1) == streamed("before", 5)
+    expect(page.locator(".msg.user .body")).to_have_text(["before", "during"])
+    expect(page.locator(".msg.agent")).to_have_count(2)
+    assert page.locator("#log").inner_text().count("done.") == 2
+
+
+def test_api_errors_are_shown_in_plain_words(tab: Tab, server: Served) -> None:
+    page = tab.open()
+    page.goto(server.url + "#c=no-such-conversation")
+    banner = page.locator("#error")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("no conversation 'no-such-conversation'")
+    expect(banner).to_contain_text("GET /v1/conversations lists yours")
+    page.click("#error-close")
+    expect(banner).to_be_hidden()
+
+
 def test_cancel_stops_a_running_turn(tab: Tab) -> None:
     page = tab.open()
     tab.start("slow", "long")
@@ -313,7 +339,7 @@ def test_cancel_stops_a_running_turn(tab: Tab) -> None:
 # --- approvals ------------------------------------------------------------------------------
 
 
-def test_approval_cards_allow_and_deny(tab: Tab) -> None:
+def test_approval_cards_answer_and_follow_answers_from_elsewhere(tab: Tab, server: Served) -> None:
     page = tab.open()
     tab.start("ask", "go")
     cards = page.locator(".approval")
@@ -325,7 +351,11 @@ def test_approval_cards_allow_and_deny(tab: Tab) -> None:
     expect(bash.locator(".answer")).to_have_text("Allowed by local.")
     # The bridge asks one question at a time: the second comes after the first answer.
     expect(write.locator(".tool")).to_have_text("Write")
-    write.get_by_role("button", name="Deny").click()
+    # Answered by another client: the card shows it all the same.
+    with server.client() as c:
+        approval = write.get_attribute("data-approval")
+        r = c.post(f"/v1/approvals/{approval}", json={"decision": "deny"})
+        assert r.json()["answered"], r.text
     expect(write.locator(".answer")).to_have_text("Denied by local.")
     reply = tab.finished(1)
     assert "r1 allow=True" in reply and "r2 allow=False" in reply

@@ -16,8 +16,7 @@ const SEND_BACKOFF_MS = [500, 1000, 2000];
 const state = {
   routes: [],
   conversations: [],
-  current: null, // the open conversation, or null (a new one not started yet)
-  draftRoute: null, // the route a new conversation will use
+  current: null, // the open conversation, or null: a new one, made by its first message
   stream: null,
   view: null,
 };
@@ -158,13 +157,12 @@ function drawTools() {
   $("reset").disabled = !has;
 }
 
-function startDraft(route) {
+function startDraft() {
   closeStream();
   state.current = null;
-  state.draftRoute = route;
   state.view.clear();
   history.replaceState(null, "", location.pathname);
-  setTitle(`New conversation with ${route}`);
+  setTitle(`New conversation with ${$("route").value}`);
   drawTools();
   drawList();
   setNav(false);
@@ -252,7 +250,7 @@ async function send() {
   clearError();
   if (!state.current) {
     // The conversation is made with the first message, titled by it.
-    const route = state.draftRoute || $("route").value;
+    const route = $("route").value;
     creating = true;
     try {
       const conv = await api.create(route, titleFrom(text));
@@ -304,8 +302,13 @@ $("nav-toggle").addEventListener("click", () => {
 });
 $("new-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  startDraft($("route").value);
+  startDraft();
 });
+$("route").addEventListener("change", () => {
+  if (!state.current) setTitle(`New conversation with ${$("route").value}`);
+});
+// On a phone the list covers the chat: a tap beside it closes it.
+document.querySelector(".main").addEventListener("click", () => setNav(false));
 
 window.addEventListener("offline", () => state.stream && state.stream.drop());
 window.addEventListener("online", () => state.stream && state.stream.retryNow());
@@ -327,10 +330,21 @@ async function start() {
   }
   drawRoutes();
   drawList();
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("c");
+  const wanted = linked();
   if (wanted) await open(wanted);
-  else startDraft($("route").value);
+  else startDraft();
 }
+
+// The conversation the URL's fragment names (#c=ID), if any.
+function linked() {
+  return new URLSearchParams(location.hash.slice(1)).get("c");
+}
+
+// A link to a conversation (#c=ID) opens it.
+window.addEventListener("hashchange", () => {
+  const wanted = linked();
+  if (wanted && (!state.current || state.current.id !== wanted)) open(wanted);
+});
 
 state.view = new ChatView($("log"), {
   onAnswer: (approvalId, decision) => api.answer(approvalId, decision),
