@@ -432,6 +432,30 @@ def test_the_page_follows_a_server_restart_mid_reply(browser: Browser, tmp_path:
         tab.close()
 
 
+def test_after_a_kill_mid_reply_the_page_shows_the_turn_abandoned_once(
+    browser: Browser, tmp_path: Path
+) -> None:
+    yaml = config(tmp_path)
+    with serving(tmp_path, yaml) as first:
+        port = int(first.url.rstrip("/").rsplit(":", 1)[1])
+        tab = Tab(browser, first.url)
+        page = tab.open()
+        tab.start("slow", "killed")
+        expect(tab.agent(1).locator(".body")).to_contain_text("part 2 of killed.")
+        first.kill()  # SIGKILL: no drain; the turn is left open in the log
+    with serving(tmp_path, yaml, port=port, data_dir=first.data_dir):
+        # On start the server closes the dead turn; the page, reconnected
+        # from where it was, shows that and the text the log had kept.
+        tab.finished(1, "abandoned")
+        expect(tab.agent(1).locator(".error-text")).to_contain_text("abandoned")
+        kept = tab.agent(1).locator(".body p").inner_text().strip()
+        assert kept.startswith("part 1 of killed. part 2 of killed.")
+        assert streamed("killed", 8).startswith(kept)
+        expect(tab.agent(1).locator(".meta")).to_contain_text("abandoned")
+        assert page.locator("#log").inner_text().count("part 2 of killed.") == 1
+        tab.close()
+
+
 def test_a_message_whose_answer_was_lost_is_sent_again_once(tab: Tab, server: Served) -> None:
     page = tab.open()
     sent: list[str] = []
