@@ -181,6 +181,19 @@ def test_an_idempotency_key_makes_a_retry_safe(open_server: Served) -> None:
         assert c.get(f"/v1/conversations/{conv}").json()["turns"] == 1
 
 
+def test_an_idempotency_key_makes_creating_a_conversation_safe_to_retry(
+    open_server: Served,
+) -> None:
+    with open_server.client() as c:
+        key = {"Idempotency-Key": "new-1"}
+        first = c.post("/v1/conversations", json={"title": "t"}, headers=key).json()
+        again = c.post("/v1/conversations", json={"title": "t"}, headers=key).json()
+        other = c.post("/v1/conversations", headers={"Idempotency-Key": "new-2"}).json()
+        plain = [c.post("/v1/conversations").json()["id"] for _ in range(2)]
+    assert again["id"] == first["id"] != other["id"]
+    assert plain[0] != plain[1], "without a key, each is new"
+
+
 def test_the_openapi_document_names_every_route(open_server: Served) -> None:
     with open_server.client() as c:
         doc = c.get("/openapi.json").json()

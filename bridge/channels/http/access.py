@@ -14,6 +14,7 @@ cannot be probed.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +41,13 @@ LOCAL = Caller("local", admin=True)
 Authenticate = Callable[[str], Caller | None]
 
 
-def new_key(caller: Caller) -> str:
-    """A fresh thread key for a conversation of ``caller``."""
+def new_key(caller: Caller, idempotency_key: str | None = None) -> str:
+    """The thread key of a new conversation of ``caller``: random, or, for a
+    request that names an ``Idempotency-Key``, derived from it, so that a
+    retry opens the conversation the first try made."""
+    if idempotency_key:
+        digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{caller.name}/k{digest[:20]}"
     return f"{caller.name}/{secrets.token_hex(8)}"
 
 

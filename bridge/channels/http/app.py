@@ -156,9 +156,13 @@ def create_app(
         status_code=201,
         tags=["conversations"],
         summary="Start a conversation with a route's agent.",
+        description="Send `Idempotency-Key` to make a retry safe: the same key (and "
+        "route) answers with the conversation the first request made.",
     )
     async def create_conversation(
-        body: ConversationIn | None = None, authorization: Auth = None
+        body: ConversationIn | None = None,
+        authorization: Auth = None,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> ConversationOut:
         caller = caller_of(authorization)
         body = body or ConversationIn()
@@ -170,7 +174,8 @@ def create_app(
                 code="unknown_route",
                 hint="GET /v1/routes lists them: " + ", ".join(by_name),
             )
-        conv = await dispatcher.open(ConversationKey(CHANNEL, new_key(caller), chosen.route))
+        key = ConversationKey(CHANNEL, new_key(caller, idempotency_key), chosen.route)
+        conv = await dispatcher.open(key)
         if body.title:
             await store.set_state(conv.id, {"title": body.title})
         return await out(conv)

@@ -63,7 +63,7 @@ class ConversationOut(BaseModel):
     id: str
     route: str
     title: str
-    status: str = Field(description="`idle`, `running`, or `waiting` (messages pending).")
+    status: str = Field(description="`running` while a turn runs, else `idle`.")
     session_id: str = Field(description="The agent's own session, resumed by the next turn.")
     turns: int = Field(description="Turns taken so far.")
     last_event: int = Field(description="The id of the last event in its log.")
