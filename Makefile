@@ -13,7 +13,7 @@ STAMP := $(DEV_STAMP)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_PROGRESS_BAR := off
 
-.PHONY: run venv test lint types pytest bench e2e clean FORCE
+.PHONY: run serve venv test lint types pytest bench e2e clean FORCE
 
 # A .venv whose python is missing or older than 3.11 (made by an older python3)
 # is rebuilt: the stamps depend on FORCE then, so their recipes run.
@@ -51,6 +51,11 @@ run: $(RUN_STAMP)
 	@if [ -n "$$AGENTPROC_MAKE_MESSAGE" ]; then \
 	  exec $(BIN)/agentproc run echo -m "$$AGENTPROC_MAKE_MESSAGE"; \
 	else exec $(BIN)/agentproc chat echo; fi
+
+# The HTTP API and the web chat page with the echo agent, on http://127.0.0.1:8787/
+# (CONFIG=bridge.yaml serves a config instead; see docs/SERVER.md).
+serve: $(RUN_STAMP)
+	@exec $(BIN)/agentproc serve $(if $(CONFIG),--config "$(CONFIG)")
 
 test: lint types pytest
 
