@@ -61,7 +61,8 @@ from .approvals import Approvals
 from .errors import Busy, UnknownRoute
 from .hub import Cursor, Hub, Subscription
 from .jobs import Job
-from .lane import renew_leases, run_lane
+from .lane import run_lane
+from .upkeep import poll, renew_leases
 
 log = logging.getLogger("bridge.conversations")
 
@@ -180,7 +181,7 @@ class Dispatcher:
         self._limiter = anyio.CapacityLimiter(self._max_running)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._poll, name="dispatcher poll")
+        self._tg.start_soon(poll, self, name="dispatcher poll")
         self._tg.start_soon(renew_leases, self, name="dispatcher leases")
         self._tg.start_soon(self._watch_for_cancellation, name="dispatcher cancellation watch")
         return self
@@ -461,31 +462,6 @@ class Dispatcher:
             # messages waiting: they may be this process's to run. (Its own
             # messages and turns wake their lane directly.)
             self._kick(event.conversation)
-
-    async def _poll(self) -> None:
-        """Read back what other processes wrote, for the conversations this
-        one serves or reads."""
-        seen = -1
-        failing = ""
-        while True:
-            await anyio.sleep(self._poll_secs)
-            try:
-                await self.hub.fill_gaps()
-                version = await self.store.version()
-                if version == seen:
-                    continue
-                # One read says which conversations moved; only those are read.
-                heads = await self.store.heads({*self._served, *self.hub.watched()})
-                for cid, head in heads.items():
-                    if head > self.hub.known(cid):
-                        await self.hub.refresh(cid)
-                seen = version
-                failing = ""
-            except Exception as exc:  # tried again at the next poll; said once
-                self.store_errors += 1
-                if str(exc) != failing:
-                    failing = str(exc)
-                    log.warning("cannot read what other processes wrote: %s", exc)
 
     def _kick(self, conversation_id: str) -> None:
         wake = self._lanes.get(conversation_id)

@@ -203,27 +203,6 @@ async def _complete(d: Dispatcher, job: Job, result: TurnResult) -> bool:
         d._jobs.pop(cid, None)
 
 
-async def renew_leases(d: Dispatcher) -> None:
-    """One task per dispatcher: every third of the lease, renew the lease of
-    each conversation whose turn runs here; a lease found lost stops its turn."""
-    while True:
-        await anyio.sleep(d._lease_secs / 3)
-        for job in list(d._jobs.values()):
-            try:
-                ok = await d.store.heartbeat(job.conversation, d.owner, lease_secs=d._lease_secs)
-            except Exception as exc:
-                d.store_errors += 1
-                log.warning(
-                    "conversation %s: cannot renew its lease: %s",
-                    job.conversation,
-                    exc,
-                    extra={"conversation": job.conversation, "turn": job.turn},
-                )
-                continue
-            if not ok:
-                job.fire("cancel", "this bridge lost the conversation to another one")
-
-
 async def _execute(
     d: Dispatcher, before: Conversation, conv: Conversation, queued: Event, job: Job
 ) -> TurnResult:
