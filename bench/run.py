@@ -15,7 +15,8 @@ compares agentproc with the plain thing it wraps on this machine, right now:
                 50 MB line without a newline (MiB; the budget is 100)
 
 The conversation log's benchmarks (log-stream, chunk-latency, dispatch,
-store) are in log_bench.py and run from here too.
+store) are in log_bench.py, and the server's (accept, fan-out, sse-latency;
+``--only server`` runs the three) in server_bench.py; they run from here too.
 
 Times are medians of alternating runs, so both sides see the same machine
 load. ``--quick`` runs fewer rounds (used by the test suite to keep this
@@ -37,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import log_bench  # noqa: E402 - beside this file
+import server_bench  # noqa: E402 - beside this file
 
 PY = sys.executable
 AGENTPROC = str(Path(PY).parent / "agentproc")
@@ -54,6 +56,9 @@ MEMORY_LIMIT_MIB = 100
 
 #: Benchmarks reported as throughput (ours / baseline): at least this much.
 THROUGHPUT_FLOORS = {"dispatch": 0.85}
+
+#: The server's benchmarks (server_bench.py); "server" runs all of them.
+SERVER = ("server", *server_bench.NAMES)
 
 #: Extra reference points measured by some benchmarks (see bench_stream).
 FLOORS: dict[str, float] = {}
@@ -318,7 +323,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few rounds, small sizes")
     parser.add_argument(
         "--only",
-        choices=[*LIMITS, "memory", "chunk-latency", "store", *THROUGHPUT_FLOORS],
+        choices=[*LIMITS, "memory", "chunk-latency", "store", *THROUGHPUT_FLOORS, *SERVER],
         help="run one benchmark",
     )
     args = parser.parse_args()
@@ -400,6 +405,7 @@ def main() -> int:
                 f"(throughput {base / alone:.2f}x of baseline); the dispatcher's own cost is "
                 f"{(ours - alone) / (convs * 5) * 1e6:.0f} us per turn"
             )
+        failed |= server_bench.report(work, quick=args.quick, only=args.only)
     return 1 if failed and not args.quick else 0
 
 
