@@ -109,6 +109,8 @@ def serving(work: Path, name: str, profiles: dict[str, dict[str, object]]) -> It
         proc.stdout.close()
         reader.join(5)
         proc.stderr.close()
+    if "Traceback" in "".join(server.err):  # numbers from a failing server mean nothing
+        raise RuntimeError(f"the server logged an error:\n{''.join(server.err)}")
 
 
 # --- a small HTTP/1.1 client -----------------------------------------------------------------
@@ -185,7 +187,7 @@ class Reader:
 
     http: Http
     text: list[str] = field(default_factory=list)
-    events: int = 0
+    partials: int = 0  # turn.partial events
     bytes: int = 0
     done: float = 0.0  # perf_counter() at turn.completed
     arrivals: list[tuple[int, str]] = field(default_factory=list)  # (time_ns, text)
@@ -214,8 +216,8 @@ class Reader:
                 if not message.startswith(b"id: "):
                     continue  # a comment: keep-alive
                 _, kind, data = message.split(b"\n", 2)
-                self.events += 1
                 if kind == b"event: turn.partial":
+                    self.partials += 1
                     text = json.loads(data[6:])["data"]["text"]
                     self.text.append(text)
                     if stamps:
