@@ -359,6 +359,13 @@ class StoreContract:
                 Load(running=False, pending=1, pending_from_user=0, user_active=1, total_active=5),
             )
         ]
+        seen.clear()
+        admit.needs_totals = False  # type: ignore[attr-defined]
+        await store.add_message(conv.id, NewMessage("f", from_user="al"), admit=admit)
+        (_, load) = seen[0]
+        assert (load.running, load.pending, load.pending_from_user) == (True, 3, 2), (
+            "the conversation's own counts, whether or not the totals are counted"
+        )
 
     async def test_an_admit_that_refuses_writes_nothing(
         self, store: Store, conv: Conversation

@@ -135,6 +135,8 @@ def admission(caps: Caps, from_user: str) -> Any:
                 hint="try again in a moment",
             )
 
+    # Counting every conversation's messages is only needed for these caps.
+    admit.needs_totals = caps.max_per_user is not None or caps.max_waiting is not None  # type: ignore[attr-defined]
     return admit
 
 

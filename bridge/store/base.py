@@ -40,7 +40,9 @@ __all__ = ["Admission", "Claim", "SessionStore", "Store"]
 #: join; raises (any exception, usually ``bridge.conversations.Busy``) to
 #: refuse it, in which case nothing is written. It may run in the store's
 #: worker thread (SQLite) while the store holds its write lock: it must only
-#: look at what it is given, never await or call the store.
+#: look at what it is given, never await or call the store. A rule with an
+#: attribute ``needs_totals`` set to False is given 0 for ``user_active`` and
+#: ``total_active``, which then cost no count over every conversation.
 Admission = Callable[[Conversation, Load], None]
 
 

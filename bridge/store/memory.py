@@ -138,7 +138,9 @@ class _MemoryTransaction(Transaction):
         ids = sorted(message for message, (_, running) in active.items() if not running)
         return [e for e in (self.event(conversation_id, i) for i in ids) if e is not None]
 
-    def active(self, conversation_id: str, user: str) -> tuple[int, int, int, int]:
+    def active(
+        self, conversation_id: str, user: str, *, totals: bool = True
+    ) -> tuple[int, int, int, int]:
         pending = mine = 0
         for sender, running in self.t.active.get(conversation_id, {}).values():
             if not running:

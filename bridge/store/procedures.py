@@ -169,7 +169,11 @@ class TransactionStore(Store):
                 if seen is not None:
                     return seen, True
             if admit is not None:
-                pending, mine, user_active, total = tx.active(conversation_id, message.from_user)
+                pending, mine, user_active, total = tx.active(
+                    conversation_id,
+                    message.from_user,
+                    totals=getattr(admit, "needs_totals", True),
+                )
                 admit(conv, Load(bool(conv.running_turn), pending, mine, user_active, total))
             _, events = _save(tx, rules.add_message(conv, message, tx.now))
             return events[0], False

@@ -202,7 +202,8 @@ class Load:
     """What an admission rule sees when a message arrives, counted inside the
     store's transaction: this conversation's running turn and pending
     messages, the sender's pending or running messages across all
-    conversations, and the store's total of them."""
+    conversations, and the store's total of them (those two are 0 for a
+    rule that says it does not need them: see ``Admission``)."""
 
     running: bool
     pending: int

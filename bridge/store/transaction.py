@@ -96,9 +96,12 @@ class Transaction(abc.ABC):
         """The messages waiting for a turn, oldest first."""
 
     @abc.abstractmethod
-    def active(self, conversation_id: str, user: str) -> tuple[int, int, int, int]:
+    def active(
+        self, conversation_id: str, user: str, *, totals: bool = True
+    ) -> tuple[int, int, int, int]:
         """(this conversation's pending messages, those from ``user``,
-        ``user``'s active messages in every conversation, all active messages)."""
+        ``user``'s active messages in every conversation, all active messages);
+        without ``totals`` the last two may be 0 (not counted)."""
 
     @abc.abstractmethod
     def answered(self, conversation_id: str, request_id: int) -> bool:
