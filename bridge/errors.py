@@ -64,3 +64,25 @@ class BridgeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.detail} ({self.hint})" if self.hint else self.detail
+
+
+class FileProblems:
+    """A mixin, not an error: the shape of an error about a file checked whole
+    (a profile, a server config), put before the package's own base:
+    ``class ConfigError(FileProblems, ServerError)``. ``problems`` lists every
+    issue found, each already prefixed with ``FILE:LINE:``; ``path`` is the
+    file; the detail shows the message, then one problem per line."""
+
+    exit_code = 2
+    message: str
+
+    def __init__(
+        self, message: str, *, problems: tuple[str, ...] = (), path: str = "", hint: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)  # type: ignore[call-arg]
+        self.problems = problems
+        self.path = path
+
+    @property
+    def detail(self) -> str:
+        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))

@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 from helpers import check_stderr, cli
 from serve_kit import serving
 from test_http_api import ALICE, TOKENS, USERS, error, follow, profile, sse
@@ -63,6 +64,16 @@ def test_a_port_in_use_is_a_plain_error(tmp_path: Path) -> None:
     check_stderr(run.err)
 
 
+def streaming(c: httpx.Client) -> str:
+    """A new conversation whose first turn (message "one") has begun to stream."""
+    conv = c.post("/v1/conversations").json()["id"]
+    c.post(f"/v1/conversations/{conv}/messages", json={"text": "one"})
+    for _, type_, _event in sse(c, conv, turn=1):
+        if type_ == "turn.partial":
+            break
+    return str(conv)
+
+
 def test_sigterm_drains_running_turns_and_loses_nothing(tmp_path: Path) -> None:
     slow = profile(
         tmp_path,
@@ -72,11 +83,7 @@ def test_sigterm_drains_running_turns_and_loses_nothing(tmp_path: Path) -> None:
     config = f"routes:\n  slow: {{profile: ./{slow}}}\nturns: {{shutdown_grace_secs: 20}}\n"
     data = tmp_path / "data"
     with serving(tmp_path, config, data_dir=data) as served, served.client() as c:
-        conv = c.post("/v1/conversations").json()["id"]
-        c.post(f"/v1/conversations/{conv}/messages", json={"text": "one"})
-        for _, type_, _event in sse(c, conv, turn=1):
-            if type_ == "turn.partial":
-                break
+        conv = streaming(c)
         served.proc.send_signal(signal.SIGTERM)
         refused = c.post(f"/v1/conversations/{conv}/messages", json={"text": "two"})
         error(refused, 503, "shutting_down")
@@ -93,11 +100,7 @@ def test_a_second_signal_stops_running_turns_at_once(tmp_path: Path) -> None:
     config = f"routes:\n  slow: {{profile: ./{slow}}}\nturns: {{shutdown_grace_secs: 60}}\n"
     data = tmp_path / "data"
     with serving(tmp_path, config, data_dir=data) as served, served.client() as c:
-        conv = c.post("/v1/conversations").json()["id"]
-        c.post(f"/v1/conversations/{conv}/messages", json={"text": "one"})
-        for _, type_, _event in sse(c, conv, turn=1):
-            if type_ == "turn.partial":
-                break
+        conv = streaming(c)
         served.proc.send_signal(signal.SIGTERM)
         for _ in range(100):
             if "draining" in served.stderr:

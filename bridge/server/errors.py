@@ -14,7 +14,7 @@ Messages never hold a secret: a token is named by its variable, never shown.
 
 from __future__ import annotations
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, FileProblems
 
 __all__ = ["ConfigError", "ServerError"]
 
@@ -23,19 +23,7 @@ class ServerError(BridgeError):
     """Base of the errors of this package: the server cannot start or go on serving."""
 
 
-class ConfigError(ServerError):
+class ConfigError(FileProblems, ServerError):
     """A config that cannot be used. ``problems`` lists every issue found,
-    each already prefixed with ``FILE:LINE:``; ``path`` is the file."""
-
-    exit_code = 2
-
-    def __init__(
-        self, message: str, *, problems: tuple[str, ...] = (), path: str = "", hint: str = ""
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.problems = problems
-        self.path = path
-
-    @property
-    def detail(self) -> str:
-        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))
+    each already prefixed with ``FILE:LINE:``; ``path`` is the file (see
+    :class:`FileProblems`)."""

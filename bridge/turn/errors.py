@@ -16,29 +16,16 @@ the profile is read and the process is spawned.
 
 from __future__ import annotations
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, FileProblems
 
 
 class TurnError(BridgeError):
     """Base of the errors of this package: a turn that cannot be set up."""
 
 
-class ProfileError(TurnError):
+class ProfileError(FileProblems, TurnError):
     """A profile that cannot be loaded. ``problems`` lists every issue found,
-    each already prefixed with ``file:line:``."""
-
-    exit_code = 2
-
-    def __init__(
-        self, message: str, *, problems: tuple[str, ...] = (), path: str = "", hint: str = ""
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.problems = problems
-        self.path = path
-
-    @property
-    def detail(self) -> str:
-        return "\n".join((self.message, *(f"  {p}" for p in self.problems)))
+    each already prefixed with ``file:line:`` (see :class:`FileProblems`)."""
 
 
 class ProfileNotFoundError(ProfileError):
