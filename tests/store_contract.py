@@ -25,6 +25,7 @@ from bridge.store import rules
 from bridge.store.base import Store
 from bridge.store.errors import LeaseLost, NotFound, StateError
 from bridge.store.owners import owner_alive
+from bridge.store.pairing import ALPHABET, CODE_LENGTH, CODE_VALID_SECS, MAX_PENDING
 from bridge.store.reading import transcript_of
 from bridge.store.records import (
     CONVERSATION_CANCEL,
@@ -966,6 +967,55 @@ class StoreContract:
         await store.cancel(dropped.id, drop_pending=True)
         await store.open(ConversationKey("http", "empty", ECHO))
         assert [c.id for c in await store.unfinished()] == [waiting.id, running.id]
+
+    # --- pairing ----------------------------------------------------------------------------
+
+    async def test_a_pairing_code_is_approved_once_and_pairs_the_person(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        p = await store.request_pairing("telegram", "42", "Ann (@ann)")
+        assert p is not None and p.status == "pending" and len(p.code) == CODE_LENGTH
+        assert set(p.code) <= set(ALPHABET)
+        assert p.expires_at == T0 + CODE_VALID_SECS
+        again = await store.request_pairing("telegram", "42", "Ann (@ann)")
+        assert again == p, "asking again gives the same code"
+        assert not await store.paired("telegram", "42")
+        typed = f"{p.code[:4].lower()}-{p.code[4:]}"
+        approved = await store.decide_pairing(typed, approve=True, by="root")
+        assert approved is not None and (approved.status, approved.decided_by) == (
+            "approved",
+            "root",
+        )
+        assert await store.decide_pairing(p.code, approve=False, by="root") is None, "final"
+        assert await store.paired("telegram", "42")
+        assert not await store.paired("slack", "42"), "one channel"
+        assert (await store.request_pairing("telegram", "42", "Ann")) == approved
+        assert [x.code for x in await store.pairings("telegram")] == [p.code]
+        assert await store.unpair("telegram", "42") is True
+        assert not await store.paired("telegram", "42")
+        assert await store.unpair("telegram", "42") is False
+
+    async def test_pairing_codes_expire_are_denied_and_are_capped(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        late = await store.request_pairing("telegram", "1", "one")
+        assert late is not None
+        clock.advance(CODE_VALID_SECS)
+        assert await store.decide_pairing(late.code, approve=True, by="root") is None
+        assert await store.pairings() == [], "an expired code is not listed"
+        fresh = await store.request_pairing("telegram", "1", "one")
+        assert fresh is not None and fresh.code != late.code
+        denied = await store.decide_pairing(fresh.code, approve=False, by="root")
+        assert denied is not None and denied.status == "denied"
+        assert not await store.paired("telegram", "1")
+        assert await store.decide_pairing("NOPE2345", approve=True, by="root") is None
+        codes = [await store.request_pairing("telegram", f"u{i}", "x") for i in range(MAX_PENDING)]
+        assert all(c is not None for c in codes)
+        assert len({c.code for c in codes if c}) == MAX_PENDING
+        assert await store.request_pairing("telegram", "one-too-many", "x") is None
+        assert await store.request_pairing("slack", "u1", "x") is not None, "per channel"
+        clock.advance(CODE_VALID_SECS)
+        assert await store.request_pairing("telegram", "one-too-many", "x") is not None
 
     async def test_heads_are_the_last_ids_in_one_read(
         self, store: Store, conv: Conversation

@@ -400,3 +400,7 @@ main.add_command(profiles_group)
 from .serve import serve  # noqa: E402 - cheap: click only until it runs
 
 main.add_command(serve)
+
+from .pairing import pairing  # noqa: E402 - cheap: click only until it runs
+
+main.add_command(pairing)

@@ -26,7 +26,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,26 +35,15 @@ import click
 from bridge.errors import BridgeError
 
 from . import sessions_view as view
+from .stores import data_dir_option
+from .stores import read as _read
+from .stores import write as _write
 
 if TYPE_CHECKING:
     from bridge.store.records import Conversation, TranscriptTurn
     from bridge.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
-
-
-def _check_data_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value == "":
-        raise click.BadParameter("an empty value names no folder", ctx=ctx, param=param)
-    return value
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    callback=_check_data_dir,
-    help="Folder of the store (default: $AGENTPROC_DATA_DIR or the user data folder).",
-)
 
 
 @click.group()
@@ -70,59 +58,6 @@ def sessions() -> None:
 
     list and show only read: they never create or change the store.
     """
-
-
-# --- opening the store -------------------------------------------------------------------
-
-
-def _folder(data_dir: str | None) -> Path:
-    from bridge.store.sqlite import default_data_dir
-
-    folder = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
-    return folder.absolute()
-
-
-def _open(data_dir: str | None, *, read_only: bool) -> SQLiteStore:
-    """The store in the data folder; read-only ones create and change nothing.
-    An OSError from looking at the folder becomes a StoreError naming it."""
-    from bridge.store.errors import StoreError
-    from bridge.store.sqlite import DATA_DIR_ENV, open_store
-
-    folder = _folder(data_dir)
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise StoreError(
-                f"the data folder {folder} is a file, not a folder",
-                hint=f"give --data-dir or {DATA_DIR_ENV} a folder (it is created when missing)",
-            )
-        return open_store(folder, read_only=read_only)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read the data folder {folder}: {exc.strerror or exc}",
-            hint=f"check its permissions, or set {DATA_DIR_ENV} to another folder",
-        ) from exc
-
-
-def _run(
-    data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]], *, read_only: bool
-) -> T:
-    """Run ``work`` on the store, opened read-only or for writing."""
-    import anyio
-
-    async def go() -> T:
-        async with _open(data_dir, read_only=read_only) as store:
-            return await work(store)
-
-    return anyio.run(go)
-
-
-def _read(data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
-    return _run(data_dir, work, read_only=True)
-
-
-def _write(data_dir: str | None, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
-    """Writes create the store when it is missing, and upgrade an old one."""
-    return _run(data_dir, work, read_only=False)
 
 
 # --- naming a conversation -------------------------------------------------------------------

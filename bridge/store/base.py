@@ -32,7 +32,15 @@ from typing import Any, Self
 
 from pydantic import BaseModel
 
-from .records import Conversation, ConversationKey, Event, Load, NewMessage, TranscriptTurn
+from .records import (
+    Conversation,
+    ConversationKey,
+    Event,
+    Load,
+    NewMessage,
+    Pairing,
+    TranscriptTurn,
+)
 
 __all__ = ["Admission", "Claim", "SessionStore", "Store"]
 
@@ -101,6 +109,33 @@ class Store(abc.ABC):
         self, *, channel: str | None = None, limit: int | None = None
     ) -> list[Conversation]:
         """Most recently active first."""
+
+    # --- pairing (see bridge.store.pairing) -------------------------------------------------
+
+    @abc.abstractmethod
+    async def request_pairing(self, channel: str, user_id: str, name: str) -> Pairing | None:
+        """The pairing to tell a person the channel does not know about: a new
+        pending code, the one already pending for them, or their approved
+        pairing. None when too many codes wait on the channel."""
+
+    @abc.abstractmethod
+    async def decide_pairing(self, code: str, *, approve: bool, by: str) -> Pairing | None:
+        """Approve or deny a pending code (typed in any case, with or without
+        dashes); None when there is no such code waiting (unknown, decided
+        already, or expired)."""
+
+    @abc.abstractmethod
+    async def pairings(self, channel: str | None = None) -> list[Pairing]:
+        """Codes still waiting and people paired, oldest first."""
+
+    @abc.abstractmethod
+    async def paired(self, channel: str, user_id: str) -> bool:
+        """Whether an admin approved this person on this channel."""
+
+    @abc.abstractmethod
+    async def unpair(self, channel: str, user_id: str) -> bool:
+        """Forget a person's pairings on a channel (they must pair again);
+        False when there were none."""
 
     @abc.abstractmethod
     async def unfinished(self) -> list[Conversation]:

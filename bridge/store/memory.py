@@ -30,6 +30,7 @@ from .records import (
     Conversation,
     ConversationKey,
     Event,
+    Pairing,
     Route,
 )
 from .transaction import Transaction
@@ -67,6 +68,7 @@ class _Tables:
         self.active_count = 0
         self.states: dict[str, str] = {}
         self.positions: dict[tuple[str, str], int] = {}  # (conversation, channel)
+        self.pairings: dict[str, Pairing] = {}  # by code
 
 
 class _MemoryTransaction(Transaction):
@@ -265,6 +267,33 @@ class _MemoryTransaction(Transaction):
             self._count(user, -1)
         self.t.positions = {k: v for k, v in self.t.positions.items() if k[0] != conversation_id}
         return True
+
+    # --- pairing
+
+    def pairings(self, channel: str | None, user_id: str | None) -> list[Pairing]:
+        found = [
+            p
+            for p in self.t.pairings.values()
+            if (channel is None or p.channel == channel)
+            and (user_id is None or p.user_id == user_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.code))
+
+    def pairing(self, code: str) -> Pairing | None:
+        return self.t.pairings.get(code)
+
+    def save_pairing(self, pairing: Pairing) -> None:
+        self.changed = True
+        self.t.pairings[pairing.code] = pairing
+
+    def delete_pairings(self, channel: str, user_id: str) -> int:
+        gone = [
+            c for c, p in self.t.pairings.items() if (p.channel, p.user_id) == (channel, user_id)
+        ]
+        for code in gone:
+            del self.t.pairings[code]
+        self.changed = self.changed or bool(gone)
+        return len(gone)
 
 
 class MemoryStore(TransactionStore):

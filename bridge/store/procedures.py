@@ -28,6 +28,7 @@ from . import rules
 from .base import Admission, Claim, Store
 from .errors import NotFound, ReadOnlyStore
 from .owners import lease_is_live
+from .pairing_procedures import PairingProcedures
 from .reading import matching, transcript_of
 from .records import (
     TURN_PERMISSION,
@@ -63,7 +64,7 @@ def _save(tx: Transaction, write: rules.Write) -> tuple[Conversation, list[Event
     return conv, events
 
 
-class TransactionStore(Store):
+class TransactionStore(PairingProcedures, Store):
     """A :class:`~bridge.store.base.Store` made of procedures over
     transactions; see the module docstring."""
 

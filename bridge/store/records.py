@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "Load",
     "NewMessage",
+    "Pairing",
     "Route",
     "TranscriptTurn",
 ]
@@ -229,3 +230,31 @@ class TranscriptTurn:
     duration_ms: int
     #: What to do about ``error`` ("" when there is nothing to say).
     hint: str = ""
+
+
+# --- pairing -----------------------------------------------------------------------------------
+
+#: A pairing's statuses (see :mod:`bridge.store.pairing`).
+PAIRING_PENDING: Final = "pending"
+PAIRING_APPROVED: Final = "approved"
+PAIRING_DENIED: Final = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """A person on a channel asking to be let in, and what an admin decided.
+
+    ``user_id`` is the platform's id of the person, ``name`` how they are
+    shown to the admin; ``status`` is pending, approved or denied; a pending
+    code can be approved until ``expires_at``.
+    """
+
+    code: str
+    channel: str
+    user_id: str
+    name: str
+    status: str
+    created_at: float
+    expires_at: float
+    decided_by: str = ""
+    decided_at: float = 0.0

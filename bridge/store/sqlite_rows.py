@@ -23,6 +23,7 @@ from .records import (
     Conversation,
     ConversationKey,
     Event,
+    Pairing,
     Route,
 )
 from .sqlite_schema import json_text
@@ -328,3 +329,49 @@ class SQLiteTransaction(Transaction):
         cur = self.conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         self.changed = cur.rowcount > 0 or self.changed
         return cur.rowcount > 0
+
+    # --- pairing
+
+    def pairings(self, channel: str | None, user_id: str | None) -> list[Pairing]:
+        where, params = [], []
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        if user_id is not None:
+            where.append("user_id = ?")
+            params.append(user_id)
+        sql = f"SELECT {_PAIRING} FROM pairings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [Pairing(*r) for r in self.conn.execute(sql + " ORDER BY created_at, code", params)]
+
+    def pairing(self, code: str) -> Pairing | None:
+        row = self._one(f"SELECT {_PAIRING} FROM pairings WHERE code = ?", code)
+        return None if row is None else Pairing(*row)
+
+    def save_pairing(self, pairing: Pairing) -> None:
+        self.changed = True
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO pairings ({_PAIRING}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                pairing.code,
+                pairing.channel,
+                pairing.user_id,
+                pairing.name,
+                pairing.status,
+                pairing.created_at,
+                pairing.expires_at,
+                pairing.decided_by,
+                pairing.decided_at,
+            ),
+        )
+
+    def delete_pairings(self, channel: str, user_id: str) -> int:
+        cur = self.conn.execute(
+            "DELETE FROM pairings WHERE channel = ? AND user_id = ?", (channel, user_id)
+        )
+        self.changed = cur.rowcount > 0 or self.changed
+        return cur.rowcount
+
+
+_PAIRING = "code, channel, user_id, name, status, created_at, expires_at, decided_by, decided_at"

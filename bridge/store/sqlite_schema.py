@@ -6,8 +6,9 @@ in its own transaction, and records each in ``schema_version``. Step 1 is the
 first release's schema, byte for byte (files in the wild were built by it).
 Step 2 replaces its session map and transcript with the conversation log and
 moves the old data over in the same transaction, so a file is upgraded in
-place, whole or not at all. A file from a newer agentproc is refused rather
-than guessed at, and so is a file that is not ours; both are left untouched.
+place, whole or not at all. Step 3 adds the pairings of chat channels. A file
+from a newer agentproc is refused rather than guessed at, and so is a file
+that is not ours; both are left untouched.
 
 The helpers that the first release's store already had (its schema check,
 transactions, refusing a foreign file) are imported from it, not copied.
@@ -321,6 +322,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
         _move_v1,
+    ),
+    Migration(
+        3,
+        "pairings: people on chat channels an admin let in",
+        (
+            # One row per code; a person's rows are found by (channel, user).
+            """
+            CREATE TABLE pairings (
+                code        TEXT PRIMARY KEY,
+                channel     TEXT NOT NULL,
+                user_id     TEXT NOT NULL,
+                name        TEXT NOT NULL,
+                status      TEXT NOT NULL,
+                created_at  REAL NOT NULL,
+                expires_at  REAL NOT NULL,
+                decided_by  TEXT NOT NULL DEFAULT '',
+                decided_at  REAL NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX pairings_of_people ON pairings (channel, user_id)",
+        ),
     ),
 )
 

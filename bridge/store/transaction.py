@@ -29,7 +29,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-from .records import Conversation, ConversationKey, Event
+from .records import Conversation, ConversationKey, Event, Pairing
 
 __all__ = ["Transaction"]
 
@@ -162,3 +162,21 @@ class Transaction(abc.ABC):
     def delete(self, conversation_id: str) -> bool:
         """Delete the conversation with its log, state, active messages and
         delivery positions; False when there was none."""
+
+    # --- pairing -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def pairings(self, channel: str | None, user_id: str | None) -> list[Pairing]:
+        """Pairings, of one channel (and one person) or all, oldest first."""
+
+    @abc.abstractmethod
+    def pairing(self, code: str) -> Pairing | None:
+        """The pairing with this code."""
+
+    @abc.abstractmethod
+    def save_pairing(self, pairing: Pairing) -> None:
+        """Insert a pairing, or replace the one with its code."""
+
+    @abc.abstractmethod
+    def delete_pairings(self, channel: str, user_id: str) -> int:
+        """Forget a person's pairings on a channel; returns how many."""
