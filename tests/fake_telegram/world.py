@@ -95,7 +95,7 @@ def chat_id_of(chat: ChatRef) -> int:
     return chat.id if isinstance(chat, Chat) else chat
 
 
-@dataclass
+@dataclass(eq=False)
 class World:
     token: str
     bot_username: str = "fake_agent_bot"
@@ -607,7 +607,8 @@ class World:
     @property
     def requests(self) -> list[Request]:
         """Every call so far, in the order they arrived (status 0: still
-        being answered, e.g. a long poll)."""
+        being answered, e.g. a long poll). A long poll its client gave up on
+        stays held until it times out (200) or a newer poll ends it (409)."""
         with self._cond:
             return list(self._requests)
 
@@ -669,8 +670,10 @@ class World:
     # -- waiting -----------------------------------------------------------------
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = DEFAULT_WAIT_SECS) -> T:
-        """Block until ``predicate()`` is truthy and return it; it is checked
-        again after every change to the fake. Raises TimeoutError."""
+        """Block until ``predicate()`` is truthy and return it. It is checked
+        again after every change to the fake (a call, an update, a control),
+        so it should read the fake's state; to wait on the bot's own state,
+        use the bot's own signal. Raises TimeoutError."""
         with self._cond:
             value = self._cond.wait_for(predicate, timeout)
             if not value:
