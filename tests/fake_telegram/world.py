@@ -482,8 +482,8 @@ class World:
     def _check_faults(self, method: str, params: dict[str, Any]) -> None:
         chat_id = params.get("chat_id")
         if chat_id in self._blocked:
-            chat = self._chats[chat_id]
-            if chat.is_private:
+            chat = self._chats.get(chat_id)
+            if chat is None or chat.is_private:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")
             raise ApiError(403, f"Forbidden: bot was kicked from the {chat.type} chat")
         for fault in self._faults:
