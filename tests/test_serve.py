@@ -19,6 +19,9 @@ def test_with_no_config_it_serves_the_echo_agent_and_the_page(tmp_path: Path) ->
         assert served.url.startswith("http://127.0.0.1:")
         page = c.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
         assert [r["name"] for r in c.get("/v1/routes").json()] == ["echo"]
         banner = served.stderr
         assert "open to anyone on this machine" in banner and served.url in banner

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Response
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
@@ -56,6 +56,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 404, 409, 422, 429, 503)
 }
 
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 #: The bearer token, read by hand so that a missing one is our 401, not a 422.
 Auth = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
@@ -104,6 +110,19 @@ def create_app(
     )
 
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _safety_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        # The page runs only its own files: no inline script, nothing from
+        # elsewhere, never inside another site's frame. A second fence
+        # behind rendering agent text as text.
+        headers.setdefault("Content-Security-Policy", _CSP)
+        return response
+
     app.state.store_errors = 0  # store failures answered 503 (see .failures)
 
     # --- helpers ----------------------------------------------------------------------------
