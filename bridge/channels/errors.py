@@ -8,8 +8,12 @@
     │                            problem found, before anything runs (exit 2)
     ├── BatchOutputError         a batch results file that cannot be opened or read
     │                            (exit 2, before anything runs)
-    └── ApiError                 an HTTP request the API refuses: its status, a
-                                 stable code and the message the client gets
+    ├── ApiError                 an HTTP request the API refuses: its status, a
+    │                            stable code and the message the client gets
+    └── PlatformError            a chat platform refused what the bridge asked
+        ├── RateLimited          too many requests: wait ``retry_after`` seconds
+        ├── NotModified          an edit that changes nothing (done already)
+        └── Unreachable          blocked, deleted, or no right to write there
 """
 
 from __future__ import annotations
@@ -75,3 +79,24 @@ class ApiError(ChannelError):
         self.code = code
         self.extra = dict(extra or {})
         self.headers = dict(headers or {})
+
+
+class PlatformError(ChannelError):
+    """A chat platform refused a request (see :mod:`bridge.channels.platform`)."""
+
+
+class RateLimited(PlatformError):
+    """The platform asked the bridge to slow down for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, hint=f"wait {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class NotModified(PlatformError):
+    """An edit whose text and buttons are what the message holds already."""
+
+
+class Unreachable(PlatformError):
+    """The bridge cannot write there: blocked by the person, the chat or
+    message deleted, or no permission."""
