@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bridge.store.errors import StoreError
+from bridge.store.errors import NotFound, StoreError
 
 from ..errors import ApiError
 
@@ -74,6 +74,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, NotFound):  # gone between the check and the write
+            return error_response(404, "not_found", exc.message, exc.hint)
         if isinstance(exc, StoreError):
             request.app.state.store_errors = getattr(request.app.state, "store_errors", 0) + 1
             log.error("store error on %s %s: %s", request.method, request.url.path, exc)
