@@ -7,7 +7,9 @@ is planned by ``chat_view``, and its line editing at a terminal is
 result line per message out; reading the input is ``batch_input``, the
 results file ``batch_output``). ``terminal`` is what the terminal channel and
 ``agentproc run`` share: reading input without blocking the event loop, the
-permission question, writing a reply.
+permission question, writing a reply. ``reply_plan`` decides how a streamed
+reply goes onto a chat platform (post, edit, draft, split, pace), without
+I/O; ``reply_split`` cuts a reply into messages that fit.
 
 Imports point down only: this package may import :mod:`agentproc`,
 :mod:`bridge.errors`, :mod:`bridge.turn`, :mod:`bridge.store` and
