@@ -11,9 +11,10 @@ from pathlib import Path
 
 import anyio
 import pytest
+from chat_kit import Recorder
 
 from bridge.channels.inbound import ChannelAccess, ChannelWorker, approval_data
-from bridge.channels.platform import Button, Capabilities, Inbox, Incoming, Platform, Press
+from bridge.channels.platform import Incoming, Press
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.store.memory import MemoryStore
 from bridge.store.records import (
@@ -35,31 +36,6 @@ USERS = {"42": ("ann", False), "1": ("root", True)}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Recorder(Platform):
-    """A platform that only records what the bridge posts."""
-
-    name = "chat"
-    capabilities = Capabilities(max_text=4096)
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, str]] = []
-
-    async def run(self, inbox: Inbox) -> None:  # pragma: no cover - driven by the tests
-        await anyio.sleep_forever()
-
-    async def post(self, thread: str, text: str, *, buttons: tuple[Button, ...] = ()) -> str:
-        self.posts.append((thread, text))
-        return str(len(self.posts))
-
-    async def edit(
-        self, thread: str, message_id: str, text: str, *, buttons: tuple[Button, ...] = ()
-    ) -> None:
-        return None
-
-    def said(self) -> str:
-        return self.posts[-1][1] if self.posts else ""
 
 
 @asynccontextmanager

@@ -393,6 +393,11 @@ class Dispatcher:
         """Permission requests of this process's turns waiting for an answer."""
         return self._approvals.waiting
 
+    def key_of(self, conversation_id: str) -> ConversationKey | None:
+        """The identity of a conversation this dispatcher has opened or written to."""
+        conv = self._known.get(conversation_id)
+        return None if conv is None else conv.key
+
     def route_of(self, conversation_id: str) -> Route | None:
         """The route of a conversation this dispatcher has opened or written to."""
         conv = self._known.get(conversation_id)
