@@ -5,10 +5,23 @@ platforms do. The real platforms' tests use fakes of their own wire."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import anyio
 
 from bridge.channels.errors import NotModified, RateLimited
 from bridge.channels.platform import Button, Capabilities, Inbox, Platform
+from bridge.turn.profile import Profile
+
+#: An agent that asks to use Bash, then says what it was answered.
+ASKER = Profile(
+    command=sys.executable,
+    args=[str(Path(__file__).parent / "agents" / "permission_asker.py")],
+    env={"ASK_TOOLS": "Bash"},
+    permission=True,
+    timeout_secs=20,
+)
 
 
 class Recorder(Platform):

@@ -46,14 +46,7 @@ class Served:
         """Signal the server and wait for it to end; returns its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(STOP_SECS)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(
-                f"the server did not stop in {STOP_SECS} s:\n{self.stderr}"
-            ) from None
+        return self.wait()
 
     def wait(self) -> int:
         """Wait for the server to end by itself (after a signal the test sent)."""

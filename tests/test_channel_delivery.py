@@ -5,14 +5,13 @@ reply by editing what was posted."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-from chat_kit import Recorder
+from chat_kit import ASKER, Recorder
 
 from bridge.channels import reply_plan as rp
 from bridge.channels.delivery import Delivery
@@ -116,14 +115,7 @@ async def test_an_error_is_shown_with_its_reason() -> None:
 
 
 async def test_an_approval_card_is_answered_by_its_button_and_updated() -> None:
-    asker = Profile(
-        command=sys.executable,
-        args=[str(AGENTS / "permission_asker.py")],
-        env={"ASK_TOOLS": "Bash"},
-        permission=True,
-        timeout_secs=20,
-    )
-    async with bridge(asker) as (w, platform, d):
+    async with bridge(ASKER) as (w, platform, d):
         await w.message(say("go"))
         with anyio.fail_after(10):
             while not any(b for _, _, b in platform.shown.values()):

@@ -4,14 +4,13 @@ over a real dispatcher and store."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-from chat_kit import Recorder
+from chat_kit import ASKER, Recorder
 
 from bridge.channels.inbound import ChannelAccess, ChannelWorker, approval_data
 from bridge.channels.platform import Incoming, Press
@@ -127,14 +126,7 @@ async def test_a_busy_conversation_tells_the_person_why() -> None:
 
 
 async def test_approval_buttons_answer_only_for_the_owner_or_an_admin() -> None:
-    asker = Profile(
-        command=sys.executable,
-        args=[str(AGENTS / "permission_asker.py")],
-        env={"ASK_TOOLS": "Bash"},
-        permission=True,
-        timeout_secs=20,
-    )
-    async with worker(asker) as (w, _, d):
+    async with worker(ASKER) as (w, _, d):
         await w.message(say("go"))
         with anyio.fail_after(10):
             while not (requests := [e for e in await log_of(d) if e.type == TURN_PERMISSION]):
