@@ -82,13 +82,15 @@ class _Turn:
 
 class Delivery:
     """Renders one channel's conversations on ``platform`` (see the module
-    docstring). ``budget`` is shared by every conversation of the bot."""
+    docstring). ``limits`` are the platform's, or a function giving them for
+    a thread (Telegram has drafts in private chats only); ``budget`` is
+    shared by every conversation of the bot."""
 
     def __init__(
         self,
         platform: Platform,
         dispatcher: Dispatcher,
-        limits: rp.Limits,
+        limits: rp.Limits | Callable[[str], rp.Limits],
         *,
         budget: rp.Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -140,20 +142,14 @@ class Delivery:
         if conv is None:
             return
         thread = conv.key.key
+        limits = self.limits(thread) if callable(self.limits) else self.limits
         position = await store.acked(self.channel, cid)
         posted, cards = await self._recorded(cid, position)
         current: _Turn | None = None
         async with anyio.create_task_group() as tg, self.dispatcher.subscribe(cid, position) as sub:
             async for event in sub:
                 if event.type == TURN_STARTED:
-                    plan = (
-                        rp.ReplyPlan.resume(
-                            self.limits, posted.get(event.turn, ()), budget=self.budget
-                        )
-                        if event.turn in posted
-                        else rp.ReplyPlan(self.limits, budget=self.budget)
-                    )
-                    current = _Turn(event.turn, plan)
+                    current = _Turn(event.turn, self._plan_for(limits, posted, event.turn))
                     tg.start_soon(self._drive, cid, thread, current)
                 elif event.type == TURN_PARTIAL and current and event.turn == current.number:
                     offset = int(event.data.get("offset", 0))
@@ -167,7 +163,7 @@ class Delivery:
                 elif event.type == TURN_COMPLETED:
                     if current is None or current.number != event.turn:
                         # Its start was before our position: deliver the end alone.
-                        current = _Turn(event.turn, self._plan_for(posted, event.turn))
+                        current = _Turn(event.turn, self._plan_for(limits, posted, event.turn))
                         tg.start_soon(self._drive, cid, thread, current)
                     current.plan.finish(final_text(event), self.clock())
                     current.wake.set()
@@ -182,10 +178,12 @@ class Delivery:
                     )
                     current = None
 
-    def _plan_for(self, posted: dict[int, list[tuple[str, str]]], turn: int) -> rp.ReplyPlan:
+    def _plan_for(
+        self, limits: rp.Limits, posted: dict[int, list[tuple[str, str]]], turn: int
+    ) -> rp.ReplyPlan:
         if turn in posted:
-            return rp.ReplyPlan.resume(self.limits, posted[turn], budget=self.budget)
-        return rp.ReplyPlan(self.limits, budget=self.budget)
+            return rp.ReplyPlan.resume(limits, posted[turn], budget=self.budget)
+        return rp.ReplyPlan(limits, budget=self.budget)
 
     async def _recorded(
         self, cid: str, position: int
