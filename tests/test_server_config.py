@@ -700,17 +700,81 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("channel", "words"),
     [
-        ("telegram", "not available in this version of agentproc; remove it"),
-        ("slack", "not available in this version"),
+        ("slack", "not available in this version of agentproc; remove it"),
         ("discord", "not available in this version"),
         ("telegarm", "not a channel; did you mean 'telegram'?"),
-        ("matrix", "not a channel; this version serves http"),
+        ("matrix", "not a channel; this version serves http, telegram"),
     ],
     ids=lambda v: str(v).split(";")[0],
 )
 def test_channels_other_than_http(tmp_path: Path, channel: str, words: str) -> None:
     path = write(tmp_path, f"channels:\n  http: {{}}\n  {channel}:\n    token_env: X\n")
     assert_problem(only_problem(path), path, 3, f"channels.{channel}", words)
+
+
+BOT = {"BOT_TOKEN": "123456:AAbcdefghij_klmnop-qr"}
+
+
+def test_a_telegram_bot_is_configured_with_its_token_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        routes:
+          echo: {profile: echo}
+          other: {profile: echo, cwd: /}
+        channels:
+          telegram: {token_env: BOT_TOKEN, route: other, access: allowlist, groups: all}
+        """,
+    )
+    config = load_config(path, env=BOT)
+    t = config.telegram
+    assert t is not None and t.route.name == "other" and t.access == "allowlist"
+    assert t.groups_read_all and t.api_base == "https://api.telegram.org"
+    assert t.token.get_secret_value() == BOT["BOT_TOKEN"]
+    for shown in (repr(config), config.describe()):
+        assert BOT["BOT_TOKEN"] not in shown
+    assert "telegram: route other, access allowlist" in config.describe()
+    default = load_config(
+        write(tmp_path, "channels:\n  telegram: {token_env: BOT_TOKEN}\n"), env=BOT
+    )
+    assert default.telegram is not None and default.telegram.route.name == "echo"
+    assert default.telegram.access == "pairing" and not default.telegram.groups_read_all
+
+
+@pytest.mark.parametrize(
+    ("section", "env", "field", "words"),
+    [
+        (
+            "{token_env: BOT_TOKEN}",
+            {},
+            "token_env",
+            "BOT_TOKEN, which holds the Telegram bot token, is not set",
+        ),
+        (
+            "{token_env: BOT_TOKEN}",
+            {"BOT_TOKEN": "not a token"},
+            "token_env",
+            "does not look like a Telegram bot token",
+        ),
+        ("{token_env: BOT_TOKEN, token: 1:x}", BOT, "token", "must not be written in the file"),
+        ("{token_env: BOT_TOKEN, route: nope}", BOT, "route", "no route named 'nope'"),
+        ("{token_env: BOT_TOKEN, access: everyone}", BOT, "access", "pairing"),
+        ("{token_env: BOT_TOKEN, api_base: ftp://x}", BOT, "api_base", "http:// or https://"),
+        ("{token_env: BOT_TOKEN, poll_timeout: 0}", BOT, "poll_timeout", "1"),
+        ("{token_env: BOT_TOKEN, acess: open}", BOT, "acess", "access"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None,
+)
+def test_a_bad_telegram_section_names_the_field(
+    tmp_path: Path, section: str, env: dict[str, str], field: str, words: str
+) -> None:
+    path = write(tmp_path, f"channels:\n  telegram: {section}\n")
+    problem = only_problem(path, env)
+    assert f"field 'channels.telegram.{field}'" in problem, problem
+    assert words in problem, problem
+    assert BOT["BOT_TOKEN"] not in problem and "not a token" not in problem
 
 
 # --- the file itself -------------------------------------------------------------------------

@@ -70,8 +70,11 @@ def serve(
                 "machine; add users with tokens to the config to require them",
                 err=True,
             )
-        click.echo(f"agentproc serve: open {url}", err=True)
-        click.echo(url)
+        if url:
+            click.echo(f"agentproc serve: open {url}", err=True)
+        else:
+            click.echo("agentproc serve: running (the HTTP API is off)", err=True)
+        click.echo(url or "ready")
         sys.stdout.flush()
 
     anyio.run(lambda: run_server(config, on_ready=ready))

@@ -90,6 +90,21 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    """The Telegram channel: the bot's token (from the variable the file
+    names), the Bot API server, the route it talks to, who it answers
+    (``access``), whether it reads every message of a group, and how long
+    one ``getUpdates`` waits."""
+
+    token: SecretStr = field(repr=False)
+    api_base: str
+    route: RouteConfig
+    access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
+    groups_read_all: bool = False
+    poll_timeout: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What ``agentproc serve`` runs, as read from ``bridge.yaml``.
 
@@ -106,6 +121,7 @@ class ServerConfig:
     routes: tuple[RouteConfig, ...] = ()
     turns: TurnLimits = field(default_factory=TurnLimits)
     http_enabled: bool = True
+    telegram: TelegramConfig | None = None
 
     @property
     def host(self) -> str:
@@ -193,6 +209,13 @@ class ServerConfig:
             default = " (default)" if index == 0 else ""
             title = f" {rc.title!r}," if rc.title != rc.name else ""
             out.append(f"route {rc.name}{default}:{title} {rc.route.profile} in {rc.route.cwd}")
+        if self.telegram is not None:
+            t = self.telegram
+            out.append(
+                f"telegram: route {t.route.name}, access {t.access}, groups "
+                f"{'read whole' if t.groups_read_all else 'only when mentioned'}, "
+                f"Bot API {t.api_base}"
+            )
         if self.users:
             names = [f"{u.name} (admin)" if u.admin else u.name for u in self.users]
             out.append(f"users: {', '.join(names)}")
@@ -311,6 +334,25 @@ def _build(
     )
     turns = check.turns(data.get("turns"))
     http_enabled = check.channels(data.get("channels"))
+    telegram = None
+    if check.telegram is not None and routes:
+        entry, token = check.telegram
+        route = routes[0] if entry.route is None else _named(routes, entry.route)
+        if route is None:
+            check.add(
+                ("channels", "telegram", "route"),
+                f"no route named {entry.route!r}; the routes are "
+                + ", ".join(r.name for r in routes),
+            )
+        else:
+            telegram = TelegramConfig(
+                token,
+                entry.api_base.rstrip("/"),
+                route,
+                entry.access,
+                entry.groups == "all",
+                entry.poll_timeout,
+            )
     if check.problems or not routes:
         raise invalid(label, check.problems or [(lines.top, "no route could be set up")])
     return ServerConfig(
@@ -322,4 +364,9 @@ def _build(
         routes=routes,
         turns=turns,
         http_enabled=http_enabled,
+        telegram=telegram,
     )
+
+
+def _named(routes: tuple[RouteConfig, ...], name: str) -> RouteConfig | None:
+    return next((r for r in routes if r.name == name), None)

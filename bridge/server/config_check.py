@@ -12,6 +12,7 @@ profile and folder is :mod:`bridge.server.config_routes`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -32,6 +33,7 @@ from .config_models import (
     HttpChannel,
     Listen,
     RouteEntry,
+    TelegramChannel,
     TurnLimits,
     UserEntry,
     parse_listen,
@@ -51,6 +53,11 @@ Model = TypeVar("Model", bound=BaseModel)
 #: What a config without ``routes`` serves.
 DEFAULT_ROUTES: Mapping[str, Any] = {"echo": {"profile": "echo"}}
 
+_TELEGRAM_SECRET = (
+    "the bot token must not be written in the file: put it in an environment variable "
+    "and name it with token_env"
+)
+_BOT_TOKEN_RE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
 _SECRET_IN_FILE = (
     "a secret written in the file; put the token in an environment variable and name it "
     "with token_env in the user's entry (like `token_env: ALICE_TOKEN`), so the file can be "
@@ -350,6 +357,8 @@ class Check:
                         HttpChannel, raw, loc, "a field of `channels.http`", "enabled: false"
                     )
                     enabled = http.enabled if http is not None else enabled
+            elif key == "telegram":
+                self.telegram_channel(raw, loc)
             elif key in LATER_CHANNELS:
                 self.add(
                     loc,
@@ -362,6 +371,43 @@ class Check:
                 served = f"; this version serves {', '.join(CHANNELS)}"
                 self.add(loc, f"not a channel{guess or served}", key=True)
         return enabled
+
+    #: The Telegram section and its bot token, once checked (see telegram_channel).
+    telegram: tuple[TelegramChannel, SecretStr] | None = None
+
+    def telegram_channel(self, raw: object, loc: Loc) -> None:
+        if isinstance(raw, dict):
+            for key in SECRET_KEYS:
+                if key in raw:
+                    self.add((*loc, key), _TELEGRAM_SECRET, key=True)
+            raw = {k: v for k, v in raw.items() if k not in SECRET_KEYS}
+        entry = self.validate(
+            TelegramChannel, raw, loc, "a field of `channels.telegram`", "token_env: BOT_TOKEN"
+        )
+        if entry is None:
+            return
+        var = entry.token_env
+        token = self.env.get(var, "")
+        where = (*loc, "token_env")
+        if not token:
+            state = "is empty" if var in self.env else "is not set"
+            self.add(
+                where,
+                f"the environment variable {var}, which holds the Telegram bot token, {state}; "
+                "set it to the token @BotFather gave you before starting the bridge",
+            )
+            return
+        if not _BOT_TOKEN_RE.fullmatch(token):
+            self.add(
+                where,
+                f"the value of {var} does not look like a Telegram bot token (digits, a "
+                "colon, then letters, digits, '-' or '_'); copy it again from @BotFather",
+            )
+            return
+        if not entry.api_base.startswith(("http://", "https://")):
+            self.add((*loc, "api_base"), "must be an http:// or https:// URL")
+            return
+        self.telegram = (entry, SecretStr(token))
 
 
 # --- helpers -------------------------------------------------------------------------------

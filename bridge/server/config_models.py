@@ -41,6 +41,7 @@ __all__ = [
     "HttpChannel",
     "Listen",
     "RouteEntry",
+    "TelegramChannel",
     "TurnLimits",
     "UserEntry",
     "parse_listen",
@@ -62,8 +63,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PLATFORMS = ("telegram", "slack", "discord")
 
 #: Channels this version serves, and the ones a later version adds.
-CHANNELS = ("http",)
-LATER_CHANNELS = ("telegram", "slack", "discord")
+CHANNELS = ("http", "telegram")
+LATER_CHANNELS = ("slack", "discord")
 
 #: ``sqlite``: ``sessions.db`` in the data folder; ``memory``: nothing is kept.
 STORES = ("sqlite", "memory")
@@ -199,6 +200,20 @@ class HttpChannel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: Flag = True
+
+
+class TelegramChannel(BaseModel):
+    """A Telegram bot: its token (by variable), the Bot API server, the route
+    it talks to, who it answers, and whether it reads whole groups."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_env: Annotated[str, BeforeValidator(_env_name)]
+    api_base: Text = "https://api.telegram.org"
+    route: Text | None = None
+    access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
+    groups: Literal["mention", "all"] = "mention"
+    poll_timeout: Count = Field(default=30, ge=1, le=50)
 
 
 # --- listen --------------------------------------------------------------------------------

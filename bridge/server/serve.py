@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,6 +31,7 @@ from bridge.store.memory import MemoryStore
 from bridge.store.records import Event
 from bridge.store.sqlite import open_store
 
+from .chat_channels import start_channels
 from .config import ServerConfig
 from .errors import ServerError
 from .metrics import CONTENT_TYPE, Metrics
@@ -145,7 +147,7 @@ def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
 def check_exposure(config: ServerConfig) -> None:
     """Refuse to open the API beyond this machine to anyone at all, and a
     config that serves nothing."""
-    if not config.http_enabled:
+    if not config.http_enabled and config.telegram is None:
         raise ServerError(
             "the HTTP channel is off (channels.http.enabled: false) and no other channel "
             "is configured: there is nothing to serve",
@@ -168,9 +170,11 @@ async def serve(
 ) -> None:
     """Run the bridge until SIGTERM or SIGINT, then drain and return."""
     check_exposure(config)
-    sock = sock or bind(config.host, config.port)
+    if config.http_enabled:
+        sock = sock or bind(config.host, config.port)
     async with AsyncExitStack() as stack:
-        stack.callback(sock.close)
+        if sock is not None:
+            stack.callback(sock.close)
         store = await stack.enter_async_context(open_configured_store(config))
         dispatcher = await stack.enter_async_context(make_dispatcher(config, store))
         resumed = await dispatcher.resume()
@@ -179,6 +183,9 @@ async def serve(
                 "took up %d conversation(s) left with a turn open or messages waiting",
                 len(resumed),
             )
+        channels = await start_channels(config, dispatcher, _files_dir(config))
+        for channel in channels:
+            stack.push_async_callback(channel.close)
         server = _Uvicorn(
             uvicorn.Config(
                 build_app(config, dispatcher),
@@ -190,8 +197,14 @@ async def serve(
             )
         )
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_uvicorn, server, sock)
-            on_ready(url_of(sock))
+            if sock is not None:
+                tg.start_soon(_uvicorn, server, sock)
+            receiving = anyio.CancelScope()
+            sending = anyio.CancelScope()
+            for channel in channels:
+                tg.start_soon(_within, receiving, channel.platform.run, channel.worker)
+                tg.start_soon(_within, sending, channel.delivery.run)
+            on_ready(url_of(sock) if sock is not None else "")
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 grace = config.turns.shutdown_grace_secs
                 async for signum in signals:
@@ -202,12 +215,27 @@ async def serve(
                         grace,
                     )
                     break
+                receiving.cancel()  # chat platforms: nothing new is taken
                 async with anyio.create_task_group() as drain:
                     drain.start_soon(_hurry, signals, dispatcher)
                     await dispatcher.aclose(grace=grace)
                     drain.cancel_scope.cancel()
+            # The readers have ended with the log: what turns wrote was delivered.
+            sending.cancel()
             server.should_exit = True
         log.info("stopped")
+
+
+async def _within(scope: anyio.CancelScope, fn: Any, *args: Any) -> None:
+    with scope:
+        await fn(*args)
+
+
+def _files_dir(config: ServerConfig) -> Path:
+    """Where chat platforms put the files people send (the agent gets paths)."""
+    from bridge.store.sqlite import default_data_dir
+
+    return config.data_dir if config.data_dir is not None else default_data_dir()
 
 
 async def _hurry(signals: Any, dispatcher: Dispatcher) -> None:

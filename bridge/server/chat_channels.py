@@ -1,0 +1,75 @@
+"""The chat channels a config names, set up for :func:`bridge.server.serve.serve`.
+
+For each one (Telegram, for now): the platform adapter, logged in before the
+server says it is ready (a refused token stops the start with a plain
+error); the channel worker with the channel's access rules and the config's
+users by their id on that platform; and the delivery worker, with the
+platform's budgets shared by all of the bot's conversations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.channels import reply_plan as rp
+from bridge.channels.delivery import Delivery
+from bridge.channels.errors import PlatformError
+from bridge.channels.inbound import ChannelAccess, ChannelWorker
+from bridge.channels.platform import Platform
+from bridge.conversations.dispatcher import Dispatcher
+
+from .config import ServerConfig
+from .errors import ServerError
+
+__all__ = ["ChatChannel", "start_channels"]
+
+
+@dataclass
+class ChatChannel:
+    """A channel ready to run: ``platform.run(worker)`` receives,
+    ``delivery.run()`` sends."""
+
+    platform: Platform
+    worker: ChannelWorker
+    delivery: Delivery
+
+    async def close(self) -> None:
+        close = getattr(self.platform, "close", None)
+        if close is not None:
+            await close()
+
+
+async def start_channels(
+    config: ServerConfig, dispatcher: Dispatcher, files_dir: Path
+) -> list[ChatChannel]:
+    out: list[ChatChannel] = []
+    t = config.telegram
+    if t is not None:
+        from bridge.channels.telegram import TelegramPlatform, limits_for
+
+        platform = TelegramPlatform(
+            t.token.get_secret_value(),
+            api_base=t.api_base,
+            files_dir=files_dir / "telegram",
+            poll_timeout=t.poll_timeout,
+        )
+        try:
+            await platform.start()
+        except PlatformError as exc:
+            raise ServerError(
+                f"the Telegram bot cannot log in: {exc}",
+                hint="check the token in the variable channels.telegram.token_env names, "
+                "and api_base",
+            ) from None
+        users = {
+            u.platform_ids["telegram"]: (u.name, u.admin)
+            for u in config.users
+            if "telegram" in u.platform_ids
+        }
+        rules = ChannelAccess(t.access, users, t.groups_read_all, platform.username)
+        worker = ChannelWorker(platform, dispatcher, t.route.route, rules, agent=t.route.title)
+        # Telegram's bot-wide limit: about 30 messages a second over all chats.
+        delivery = Delivery(platform, dispatcher, limits_for, budget=rp.Budget(30.0, 30.0))
+        out.append(ChatChannel(platform, worker, delivery))
+    return out
