@@ -187,3 +187,48 @@ async def test_a_photo_reaches_the_agent_as_a_local_file(tmp_path: Path) -> None
     assert "file://" in text and "AAtest" not in text and "bot" not in text.split("file://")[1][:8]
     path = Path(text.split('"url": "file://')[1].split('"')[0])
     assert path.read_bytes() == b"\xff\xd8fake-jpeg"
+
+
+async def test_two_chats_and_a_forum_topic_are_three_conversations(tmp_path: Path) -> None:
+    profile = agent(
+        tmp_path,
+        """
+        echo "AGENT_SESSION:s-$AGENT_MESSAGE"
+        sleep 0.3
+        echo "$AGENT_MESSAGE after '$AGENT_SESSION_ID'"
+        """,
+    )
+    async with telegram_bridge(tmp_path, profile, policy="open") as (tg, d):
+        ann = tg.user("Ann", username="ann", id=ANN_ID)
+        bob = tg.user("Bob", username="bob")
+        first, second = tg.private_chat(ann), tg.private_chat(bob)
+        forum = tg.supergroup("Forum", forum=True)
+        topic = tg.create_topic(forum, "Ideas", by=ann)
+        tg.send_user_message(first, ann, "a")
+        tg.send_user_message(second, bob, "b")
+        tg.send_user_message(forum, ann, "@fake_agent_bot t", thread=topic)
+        assert await replies(tg, first) == ["a after ''"]
+        assert await replies(tg, second) == ["b after ''"]
+        in_topic = await tg.until(lambda: [m for m in tg.bot_messages(forum) if m.thread_id])
+        assert in_topic[0].thread_id == topic
+        assert in_topic[0].text == "@fake_agent_bot t after ''"
+        tg.send_user_message(first, ann, "again")
+        texts = await replies(tg, first, 2)
+        assert texts[-1] == "again after 's-a'", "each chat resumes its own session"
+        convs = await d.store.conversations(channel="telegram")
+    assert len(convs) == 3 and any("/" in c.key.key for c in convs)
+
+
+async def test_a_denied_code_lets_nobody_in(tmp_path: Path) -> None:
+    profile = agent(tmp_path, 'echo "hi $AGENT_MESSAGE"\n')
+    async with telegram_bridge(tmp_path, profile) as (tg, d):
+        eve = tg.user("Eve", username="eve")
+        chat = tg.private_chat(eve)
+        tg.send_user_message(chat, eve, "let me in")
+        (note,) = await replies(tg, chat)
+        code = note.split("code is ")[1].split()[0]
+        assert await d.store.decide_pairing(code, approve=False, by="root") is not None
+        tg.send_user_message(chat, eve, "please")
+        texts = await replies(tg, chat, 2)
+        assert "pairing code is" in texts[-1] and code not in texts[-1], "asked to pair anew"
+        assert await d.store.conversations(channel="telegram") == [], "nothing reached an agent"
