@@ -232,3 +232,35 @@ async def test_a_denied_code_lets_nobody_in(tmp_path: Path) -> None:
         texts = await replies(tg, chat, 2)
         assert "pairing code is" in texts[-1] and code not in texts[-1], "asked to pair anew"
         assert await d.store.conversations(channel="telegram") == [], "nothing reached an agent"
+
+
+async def test_an_update_that_fails_is_tried_again_before_it_is_confirmed(
+    tmp_path: Path,
+) -> None:
+    from bridge.channels.platform import Incoming, Press
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def message(self, incoming: Incoming) -> None:
+            self.seen.append(incoming.text)
+            if len(self.seen) == 1:
+                raise RuntimeError("the store is busy for a moment")
+
+        async def press(self, press: Press) -> str:
+            return ""
+
+    with FakeTelegram(token=TOKEN) as tg:
+        platform = TelegramPlatform(TOKEN, api_base=tg.api_base, files_dir=tmp_path, poll_timeout=1)
+        inbox = Flaky()
+        ann = tg.user("Ann", username="ann", id=ANN_ID)
+        tg.send_user_message(tg.private_chat(ann), ann, "hello")
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(platform.run, inbox)
+            with anyio.fail_after(10):
+                while len(inbox.seen) < 2:
+                    await anyio.sleep(0.05)
+            tasks.cancel_scope.cancel()
+        await platform.close()
+    assert inbox.seen == ["hello", "hello"]

@@ -41,6 +41,9 @@ __all__ = ["TelegramPlatform", "limits_for", "thread_key"]
 
 log = logging.getLogger("bridge.channels.telegram")
 
+#: Tries at handling one update before it is skipped.
+HANDLE_ATTEMPTS = 3
+
 #: Telegram's default Bot API server.
 API_BASE = "https://api.telegram.org"
 
@@ -130,12 +133,26 @@ class TelegramPlatform(Platform):
                 pause = min(pause * 2, 30.0)
                 continue
             for update in updates:
-                try:
-                    await self._handle(inbox, update)
-                except Exception:  # one bad update must not stop the bot
-                    log.exception("telegram: update %s could not be handled", update.update_id)
+                await self._handle_patiently(inbox, update)
                 # Confirmed (by the next getUpdates) only once handled.
                 offset = update.update_id + 1
+
+    async def _handle_patiently(self, inbox: Inbox, update: Any) -> None:
+        """Handle an update, trying again a few times when it fails (the store
+        may be busy for a moment); an update that fails every time is logged
+        and skipped, so one bad update cannot stop the bot."""
+        for attempt in range(1, HANDLE_ATTEMPTS + 1):
+            try:
+                await self._handle(inbox, update)
+                return
+            except Exception:
+                if attempt == HANDLE_ATTEMPTS:
+                    log.exception(
+                        "telegram: update %s could not be handled; skipped", update.update_id
+                    )
+                    return
+                log.warning("telegram: update %s failed; trying again", update.update_id)
+                await anyio.sleep(attempt)
 
     async def _handle(self, inbox: Inbox, update: Any) -> None:
         if update.callback_query is not None:
