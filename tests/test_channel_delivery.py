@@ -182,3 +182,22 @@ async def test_after_a_crash_the_half_delivered_reply_is_finished_by_editing() -
 
 async def test_approval_data_fits_telegrams_64_bytes() -> None:
     assert len(approval_data(10**12, "session").encode()) <= 64
+
+
+async def test_a_failure_while_delivering_starts_that_conversation_again() -> None:
+    profile = Profile(command="/bin/echo", args=["answered"])
+    async with bridge(profile) as (w, platform, d):
+        broken = platform.post
+        calls = 0
+
+        async def post_once_broken(thread: str, text: str, **kw: object) -> str:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("a bug in a platform adapter")
+            return await broken(thread, text, **kw)  # type: ignore[arg-type]
+
+        platform.post = post_once_broken  # type: ignore[method-assign]
+        await w.message(say("go"))
+        await finished(d)
+        assert platform.texts("t1") == ["answered"]

@@ -54,6 +54,9 @@ __all__ = ["Delivery", "final_text"]
 
 log = logging.getLogger("bridge.channels")
 
+#: Seconds before following a conversation again after a failure.
+RETRY_SECS = 1.0
+
 
 def final_text(completed: Event) -> str:
     """What a person is shown as a turn's end: the reply, or why there is none."""
@@ -76,8 +79,9 @@ class _Turn:
     text: str = ""
     #: Set when there is something new for the plan (text, the final text).
     wake: anyio.Event = field(default_factory=anyio.Event)
-    #: Set when the plan is done (delivered, or given up).
+    #: Set when the plan is done (delivered, or given up), or its driver failed.
     over: anyio.Event = field(default_factory=anyio.Event)
+    failed: BaseException | None = None
 
 
 class Delivery:
@@ -132,7 +136,19 @@ class Delivery:
         if conversation_id in self._followed or self._tg is None:
             return
         self._followed.add(conversation_id)
-        self._tg.start_soon(self._follow, conversation_id)
+        self._tg.start_soon(self._follow_always, conversation_id)
+
+    async def _follow_always(self, cid: str) -> None:
+        """Follow a conversation; if that fails (the store, a bug), say so and
+        start again from the acknowledged position: nothing is skipped, and one
+        conversation's trouble never stops the others."""
+        while True:
+            try:
+                await self._follow(cid)
+                return
+            except Exception:
+                log.exception("%s: delivering %s failed; starting again", self.channel, cid)
+                await anyio.sleep(RETRY_SECS)
 
     # --- one conversation
 
@@ -168,6 +184,9 @@ class Delivery:
                     current.plan.finish(final_text(event), self.clock())
                     current.wake.set()
                     await current.over.wait()
+                    if current.failed is not None:
+                        # Not delivered: no acknowledgement; follow again.
+                        raise current.failed
                     await store.delivered(
                         cid,
                         self.channel,
@@ -208,6 +227,9 @@ class Delivery:
         """Carry out the plan's steps until it is done."""
         try:
             await self._steps(cid, thread, turn)
+        except Exception as exc:
+            turn.failed = exc
+            raise
         finally:
             turn.over.set()
 
