@@ -336,5 +336,7 @@ class Delivery:
         text = f"{verdict}: {answer.data.get('tool') or 'the tool'} (answered by {by})."
         try:
             await self.platform.edit(thread, message_id, text)
-        except (NotModified, PlatformError) as exc:
+        except NotModified:
+            pass  # shown already (replayed after a restart)
+        except PlatformError as exc:
             log.warning("%s: cannot update approval %d: %s", self.channel, request_id, exc)
