@@ -10,9 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from serve_kit import Served, serving
+
+from bridge.store.sqlite import open_store
 
 AGENTS = Path(__file__).parent / "agents"
 ALICE = "alice-token-0123456789abcdef"
@@ -407,3 +410,24 @@ def test_a_reader_that_drops_at_random_points_gets_every_chunk_once(tmp_path: Pa
     assert done["reply"] == "final", done
     assert ids == sorted(set(ids)), "stored events once each, in order"
     assert reconnects > 10, reconnects
+
+
+def test_an_admin_lets_a_chat_stranger_in_through_the_api(users_server: Served) -> None:
+    async def ask() -> str:
+        async with open_store(users_server.data_dir) as store:
+            p = await store.request_pairing("telegram", "777", "Eve (@eve)")
+            assert p is not None
+            return p.code
+
+    code = anyio.run(ask)
+    with users_server.client(ROOT_TOKEN) as root, users_server.client(ALICE) as alice:
+        error(alice.get("/v1/pairings"), 403, "forbidden")
+        error(alice.post(f"/v1/pairings/{code}", json={"decision": "approve"}), 403, "forbidden")
+        waiting = root.get("/v1/pairings").json()
+        assert [(p["code"], p["name"], p["status"]) for p in waiting] == [
+            (code, "Eve (@eve)", "pending")
+        ]
+        ok = root.post(f"/v1/pairings/{code.lower()}", json={"decision": "approve"})
+        assert ok.status_code == 200 and ok.json()["decided_by"] == "root", ok.text
+        error(root.post(f"/v1/pairings/{code}", json={"decision": "deny"}), 404, "not_found")
+        error(root.post(f"/v1/pairings/{code}", json={"decision": "maybe"}), 422, "invalid_request")

@@ -29,6 +29,8 @@ OPERATIONS = [
     "POST /v1/conversations/{conversation_id}/cancel",
     "POST /v1/conversations/{conversation_id}/reset",
     "POST /v1/approvals/{approval_id}",
+    "GET /v1/pairings",
+    "POST /v1/pairings/{code}",
 ]
 
 

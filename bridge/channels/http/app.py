@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
@@ -39,6 +39,8 @@ from .models import (
     ErrorBody,
     MessageAccepted,
     MessageIn,
+    PairingDecision,
+    PairingOut,
     RouteOut,
     TurnOut,
 )
@@ -53,7 +55,7 @@ _BUSY_STATUS = {
 }
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 422, 429, 503)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422, 429, 503)
 }
 
 
@@ -416,6 +418,47 @@ def create_app(
             event_id=event.id if event else None,
         )
 
+    def admin_of(authorization: str | None) -> Caller:
+        caller = caller_of(authorization)
+        if not caller.admin:
+            raise ApiError(
+                "only an admin may see and decide pairings",
+                status=403,
+                code="forbidden",
+                hint="ask an admin (a user with admin: true in the bridge's config)",
+            )
+        return caller
+
+    @app.get(
+        "/v1/pairings",
+        tags=["pairings"],
+        summary="People on chat channels waiting to be let in, and those paired (admins).",
+    )
+    async def list_pairings(authorization: Auth = None) -> list[PairingOut]:
+        admin_of(authorization)
+        return [_pairing(p) for p in await store.pairings()]
+
+    @app.post(
+        "/v1/pairings/{code}",
+        tags=["pairings"],
+        summary="Approve or deny a pairing code a chat channel gave someone (admins).",
+    )
+    async def decide_pairing(
+        code: Annotated[str, Path(max_length=32)], body: PairingDecision, authorization: Auth = None
+    ) -> PairingOut:
+        caller = admin_of(authorization)
+        decided = await store.decide_pairing(
+            code, approve=body.decision == "approve", by=caller.name
+        )
+        if decided is None:
+            raise ApiError(
+                f"no code {code!r} is waiting",
+                status=404,
+                code="not_found",
+                hint="it may be mistyped, decided already, or expired (codes last an hour)",
+            )
+        return _pairing(decided)
+
     if metrics is not None:
         scrape = metrics
 
@@ -456,6 +499,18 @@ def _no_approval(approval_id: str) -> ApiError:
         status=404,
         code="not_found",
         hint="approval ids come in the `turn.permission` events of a conversation's stream",
+    )
+
+
+def _pairing(p: Any) -> PairingOut:
+    return PairingOut(
+        code=p.code,
+        channel=p.channel,
+        user_id=p.user_id,
+        name=p.name,
+        status=p.status,
+        expires_at=p.expires_at,
+        decided_by=p.decided_by,
     )
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "ErrorDetail",
     "MessageAccepted",
     "MessageIn",
+    "PairingDecision",
+    "PairingOut",
     "RouteOut",
     "TurnOut",
 ]
@@ -125,3 +127,17 @@ class ApprovalOut(BaseModel):
         description="False when it had been answered already, or its turn had ended."
     )
     event_id: int | None = Field(None, description="The `turn.permission_answered` event.")
+
+
+class PairingOut(BaseModel):
+    code: str
+    channel: str = Field(description="The chat channel, e.g. `telegram`.")
+    user_id: str = Field(description="The person's id on that channel.")
+    name: str = Field(description="How the channel showed them.")
+    status: str = Field(description="`pending` (waiting for an admin) or `approved`.")
+    expires_at: float = Field(description="Until when a pending code can be approved.")
+    decided_by: str
+
+
+class PairingDecision(_In):
+    decision: Literal["approve", "deny"]
