@@ -910,6 +910,49 @@ class StoreContract:
         assert await store.get_state(conv.id) == {"mode": "long", "n": 0}
         assert await store.version() == version
 
+    async def test_a_handled_message_is_kept_but_never_waits(
+        self, store: Store, conv: Conversation
+    ) -> None:
+        refused: list[Load] = []
+
+        def refuse(c: Conversation, load: Load) -> None:
+            refused.append(load)
+            raise AssertionError("admission is for messages that wait")
+
+        event, again = await store.add_message(
+            conv.id, NewMessage("/deploy", from_user="al", platform_id="u1", handled=True),
+            admit=refuse,
+        )
+        assert (event.type, event.data["text"], again) == ("message.handled", "/deploy", False)
+        assert refused == []
+        same, again = await store.add_message(
+            conv.id, NewMessage("/deploy", from_user="al", platform_id="u1", handled=True)
+        )
+        assert (same.id, again) == (event.id, True), "a redelivery is recognised"
+        assert await store.unfinished() == [], "nothing waits for the agent"
+        claim = await store.claim(conv.id, "o1", lease_secs=10)
+        assert claim is not None and claim.pending == ()
+        seen: list[Load] = []
+        await store.add_message(
+            conv.id, NewMessage("hi", from_user="al"), admit=lambda c, load: seen.append(load)
+        )
+        assert (seen[0].pending, seen[0].user_active) == (0, 0)
+
+    async def test_subscriptions(self, store: Store, conv: Conversation) -> None:
+        other = await store.open(ConversationKey("http", "x", ECHO))
+        assert not await store.subscribed(conv.id)
+        await store.set_subscribed(conv.id, True)
+        await store.set_subscribed(conv.id, True)
+        assert await store.subscribed(conv.id) and not await store.subscribed(other.id)
+        await store.set_subscribed(conv.id, False)
+        assert not await store.subscribed(conv.id)
+        with pytest.raises(NotFound):
+            await store.set_subscribed("nope", True)
+        await store.set_subscribed(conv.id, True)
+        await store.delete(conv.id)
+        fresh = await store.open(KEY)
+        assert not await store.subscribed(fresh.id) and not await store.subscribed(conv.id)
+
     async def test_delete_takes_everything(self, store: Store, conv: Conversation) -> None:
         other = await store.open(ConversationKey("http", "x", ECHO))
         await whole_turn(store, conv.id)

@@ -362,9 +362,10 @@ async def test_the_first_releases_file_is_upgraded_in_place(tmp_path: Path) -> N
         "events",
         "pairings",
         "schema_version",
+        "subscriptions",
     ]
     with closing(sqlite3.connect(path)) as db:
-        assert [r[0] for r in db.execute("SELECT version FROM schema_version")] == [1, 2, 3]
+        assert [r[0] for r in db.execute("SELECT version FROM schema_version")] == [1, 2, 3, 4]
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     async with SQLiteStore(path) as again:  # a second open changes nothing

@@ -164,6 +164,15 @@ class Store(abc.ABC):
         """Validate (see ``check_state``) and store the state; an invalid
         value raises StateError and changes nothing."""
 
+    @abc.abstractmethod
+    async def subscribed(self, conversation_id: str) -> bool:
+        """Whether a bot's handler subscribed to the conversation: then it
+        reads every message of its thread, not only those addressed to it."""
+
+    @abc.abstractmethod
+    async def set_subscribed(self, conversation_id: str, on: bool) -> None:
+        """Subscribe to the conversation, or stop (unknown ids raise NotFound)."""
+
     # --- anyone's writes ---------------------------------------------------------------------
 
     @abc.abstractmethod

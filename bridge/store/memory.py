@@ -23,6 +23,7 @@ from .procedures import TransactionStore
 from .records import (
     CONVERSATION_CANCEL,
     MESSAGE,
+    MESSAGE_HANDLED,
     TURN_COMPLETED,
     TURN_PERMISSION_ANSWERED,
     TURN_QUEUED,
@@ -69,6 +70,7 @@ class _Tables:
         self.states: dict[str, str] = {}
         self.positions: dict[tuple[str, str], int] = {}  # (conversation, channel)
         self.pairings: dict[str, Pairing] = {}  # by code
+        self.subscriptions: set[str] = set()  # conversation ids
 
 
 class _MemoryTransaction(Transaction):
@@ -204,6 +206,9 @@ class _MemoryTransaction(Transaction):
             self._count(user, 1)
             if e.data.get("platform_id"):
                 self.t.platform_ids[(conv, str(e.data["platform_id"]))] = e.id
+        elif e.type == MESSAGE_HANDLED:
+            if e.data.get("platform_id"):
+                self.t.platform_ids[(conv, str(e.data["platform_id"]))] = e.id
         elif e.type == TURN_QUEUED:
             for message in e.data.get("messages", ()):
                 user, _ = active[message]
@@ -239,7 +244,7 @@ class _MemoryTransaction(Transaction):
         cut = [r for r in rows if r[0] < before]
         del rows[: len(cut)]
         for row in cut:
-            if row[1] == MESSAGE:
+            if row[1] in (MESSAGE, MESSAGE_HANDLED):
                 platform_id = json.loads(row[4]).get("platform_id")
                 self.t.platform_ids.pop((conversation_id, platform_id), None)
 
@@ -260,6 +265,7 @@ class _MemoryTransaction(Transaction):
         del self.t.ids[conv.key]
         self.t.logs.pop(conversation_id, None)
         self.t.states.pop(conversation_id, None)
+        self.t.subscriptions.discard(conversation_id)
         self.t.platform_ids = {
             k: v for k, v in self.t.platform_ids.items() if k[0] != conversation_id
         }
@@ -267,6 +273,18 @@ class _MemoryTransaction(Transaction):
             self._count(user, -1)
         self.t.positions = {k: v for k, v in self.t.positions.items() if k[0] != conversation_id}
         return True
+
+    # --- subscriptions
+
+    def subscribed(self, conversation_id: str) -> bool:
+        return conversation_id in self.t.subscriptions
+
+    def set_subscribed(self, conversation_id: str, on: bool) -> None:
+        self.changed = True
+        if on:
+            self.t.subscriptions.add(conversation_id)
+        else:
+            self.t.subscriptions.discard(conversation_id)
 
     # --- pairing
 

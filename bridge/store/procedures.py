@@ -158,6 +158,16 @@ class TransactionStore(PairingProcedures, Store):
 
         await self._write(work)
 
+    async def subscribed(self, conversation_id: str) -> bool:
+        return await self._read(lambda tx: tx.subscribed(conversation_id))
+
+    async def set_subscribed(self, conversation_id: str, on: bool) -> None:
+        def work(tx: Transaction) -> None:
+            _conversation(tx, conversation_id)
+            tx.set_subscribed(conversation_id, on)
+
+        await self._write(work)
+
     # --- anyone's writes -------------------------------------------------------------------
 
     async def add_message(
@@ -169,7 +179,7 @@ class TransactionStore(PairingProcedures, Store):
                 seen = tx.by_platform_id(conversation_id, message.platform_id)
                 if seen is not None:
                     return seen, True
-            if admit is not None:
+            if admit is not None and not message.handled:
                 pending, mine, user_active, total = tx.active(
                     conversation_id,
                     message.from_user,

@@ -30,6 +30,7 @@ __all__ = [
 # --- event types ------------------------------------------------------------------------
 
 MESSAGE: Final = "message"
+MESSAGE_HANDLED: Final = "message.handled"
 TURN_QUEUED: Final = "turn.queued"
 TURN_STARTED: Final = "turn.started"
 TURN_PARTIAL: Final = "turn.partial"
@@ -48,6 +49,10 @@ EVENT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     # makes a redelivery recognisable: the same id in one conversation is
     # the same message.
     MESSAGE: ("text", "attachments", "from_user", "platform_id"),
+    # A person's message that a bot's own handler took (see docs/BOTS.md):
+    # kept like a message, redeliveries recognised the same way, but never
+    # queued for the agent.
+    MESSAGE_HANDLED: ("text", "attachments", "from_user", "platform_id"),
     # Messages taken into a turn: their event ids, the merged text, who sent them.
     TURN_QUEUED: ("messages", "text", "attachments", "from_users"),
     # The agent is being started; ``session_id`` is the one it resumes ("" = fresh).
@@ -196,6 +201,9 @@ class NewMessage:
     #: The platform's id for the message; the same id twice in one
     #: conversation is one message (a redelivery). "" = none.
     platform_id: str = ""
+    #: Taken by a bot's handler instead of the agent: written as
+    #: ``message.handled``, never pending, not subject to admission.
+    handled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

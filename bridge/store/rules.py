@@ -28,6 +28,7 @@ from .records import (
     DELIVERY_FINISHED,
     DELIVERY_POSTED,
     MESSAGE,
+    MESSAGE_HANDLED,
     STATUS_ABANDONED,
     STATUSES,
     TURN_COMPLETED,
@@ -148,7 +149,8 @@ def add_message(conv: Conversation, message: NewMessage, now: float) -> Write:
     not count as activity (``updated_at``): a session goes idle when no turn
     ran and no reset happened for a while, whatever waits (see
     :mod:`bridge.store.session_rules`)."""
-    return Write(conv, ((MESSAGE, 0, message_data(message)),))
+    kind = MESSAGE_HANDLED if message.handled else MESSAGE
+    return Write(conv, ((kind, 0, message_data(message)),))
 
 
 def _check_owner(conv: Conversation, owner: str) -> None:

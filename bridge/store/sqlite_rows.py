@@ -17,6 +17,7 @@ from typing import Any
 from .records import (
     CONVERSATION_CANCEL,
     MESSAGE,
+    MESSAGE_HANDLED,
     TURN_COMPLETED,
     TURN_PERMISSION_ANSWERED,
     TURN_QUEUED,
@@ -264,7 +265,7 @@ class SQLiteTransaction(Transaction):
                     e.turn,
                     e.at,
                     json_text(e.data),
-                    (e.type == MESSAGE and e.data.get("platform_id")) or None,
+                    (e.type in (MESSAGE, MESSAGE_HANDLED) and e.data.get("platform_id")) or None,
                 )
                 for e in events
             ],
@@ -329,6 +330,26 @@ class SQLiteTransaction(Transaction):
         cur = self.conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         self.changed = cur.rowcount > 0 or self.changed
         return cur.rowcount > 0
+
+    # --- subscriptions
+
+    def subscribed(self, conversation_id: str) -> bool:
+        return (
+            self._one("SELECT 1 FROM subscriptions WHERE conversation_id = ?", conversation_id)
+            is not None
+        )
+
+    def set_subscribed(self, conversation_id: str, on: bool) -> None:
+        self.changed = True
+        if on:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO subscriptions (conversation_id, since) VALUES (?, ?)",
+                (conversation_id, self.now),
+            )
+        else:
+            self.conn.execute(
+                "DELETE FROM subscriptions WHERE conversation_id = ?", (conversation_id,)
+            )
 
     # --- pairing
 

@@ -6,9 +6,10 @@ in its own transaction, and records each in ``schema_version``. Step 1 is the
 first release's schema, byte for byte (files in the wild were built by it).
 Step 2 replaces its session map and transcript with the conversation log and
 moves the old data over in the same transaction, so a file is upgraded in
-place, whole or not at all. Step 3 adds the pairings of chat channels. A file
-from a newer agentproc is refused rather than guessed at, and so is a file
-that is not ours; both are left untouched.
+place, whole or not at all. Step 3 adds the pairings of chat channels; step 4
+the threads bot handlers subscribed to. A file from a newer agentproc is
+refused rather than guessed at, and so is a file that is not ours; both are
+left untouched.
 
 The helpers that the first release's store already had (its schema check,
 transactions, refusing a foreign file) are imported from it, not copied.
@@ -342,6 +343,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX pairings_of_people ON pairings (channel, user_id)",
+        ),
+    ),
+    Migration(
+        4,
+        "subscriptions: chat threads whose every message a bot's handler reads",
+        (
+            """
+            CREATE TABLE subscriptions (
+                conversation_id TEXT PRIMARY KEY
+                                REFERENCES conversations (id) ON DELETE CASCADE,
+                since           REAL NOT NULL
+            )
+            """,
         ),
     ),
 )

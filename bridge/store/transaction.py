@@ -163,6 +163,16 @@ class Transaction(abc.ABC):
         """Delete the conversation with its log, state, active messages and
         delivery positions; False when there was none."""
 
+    # --- subscriptions ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def subscribed(self, conversation_id: str) -> bool:
+        """Whether a bot's handler subscribed to the conversation."""
+
+    @abc.abstractmethod
+    def set_subscribed(self, conversation_id: str, on: bool) -> None:
+        """Subscribe to the conversation (``on``) or stop."""
+
     # --- pairing -----------------------------------------------------------------
 
     @abc.abstractmethod
