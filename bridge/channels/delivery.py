@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ from bridge.store.records import (
 )
 
 from . import reply_plan as rp
-from .errors import NotModified, PlatformError, RateLimited
+from .errors import NotModified, PlatformError
 from .inbound import approval_data
+from .perform import drive
 from .platform import Button, Platform
 
 __all__ = ["Delivery", "final_text"]
@@ -72,7 +72,8 @@ def final_text(completed: Event) -> str:
 
 @dataclass
 class _Turn:
-    """A turn being delivered: its plan, the text so far, and a wake-up."""
+    """A turn being delivered: its plan, the text so far, and a wake-up
+    (the :class:`~bridge.channels.perform.Feed` its driver waits on)."""
 
     number: int
     plan: rp.ReplyPlan
@@ -234,30 +235,7 @@ class Delivery:
             turn.over.set()
 
     async def _steps(self, cid: str, thread: str, turn: _Turn) -> None:
-        plan = turn.plan
-        while True:
-            # A fresh wake-up before looking: text that comes after this
-            # poll sets the one the wait below waits on.
-            turn.wake = anyio.Event()
-            step = plan.poll(self.clock())
-            if isinstance(step, rp.Done):
-                if not step.complete:
-                    log.warning(
-                        "%s: turn %d of %s was not delivered whole", self.channel, turn.number, cid
-                    )
-                return
-            if isinstance(step, rp.GiveUp):
-                log.warning(
-                    "%s: gave up %s: %s", self.channel, type(step.action).__name__, step.reason
-                )
-                continue
-            if isinstance(step, rp.Wait):
-                delay = math.inf if step.until is None else max(0.0, step.until - self.clock())
-                with anyio.move_on_after(delay):
-                    await turn.wake.wait()
-                continue
-            result = await self._act(thread, turn, step)
-            plan.report(result, self.clock())
+        async def record(step: rp.Action, result: rp.Result) -> None:
             if isinstance(step, rp.Post) and isinstance(result, rp.Ok):
                 await self.dispatcher.store.delivered(
                     cid,
@@ -277,23 +255,16 @@ class Delivery:
                     data={"deleted": str(step.message_id)},
                 )
 
-    async def _act(self, thread: str, turn: _Turn, action: rp.Action) -> rp.Result:
-        try:
-            if isinstance(action, rp.Post):
-                return rp.Ok(await self.platform.post(thread, action.text))
-            if isinstance(action, rp.Edit):
-                await self.platform.edit(thread, str(action.message_id), action.text)
-            elif isinstance(action, rp.Draft):
-                await self.platform.draft(thread, turn.number * 100 + action.slot + 1, action.text)
-            else:
-                await self.platform.delete(thread, str(action.message_id))
-            return rp.Ok()
-        except RateLimited as exc:
-            return rp.RateLimited(exc.retry_after)
-        except NotModified:
-            return rp.NotModified()
-        except PlatformError as exc:
-            return rp.Failed(str(exc))
+        await drive(
+            self.platform,
+            thread,
+            turn.plan,
+            turn,
+            clock=self.clock,
+            draft_base=turn.number * 100,
+            on_result=record,
+            what=f"turn {turn.number} of {cid}",
+        )
 
     # --- approvals
 
