@@ -51,6 +51,9 @@ def test_who_is_answered(
 def test_a_group_can_be_read_whole_when_configured() -> None:
     assert decide("pairing", USER, GROUP_CHATTER, groups_read_all=True).action is Action.ANSWER
     assert decide("pairing", STRANGER, GROUP_CHATTER, groups_read_all=True).action is (
+        Action.IGNORE
+    ), "a stranger chatting in a group read whole is not answered line by line"
+    assert decide("pairing", STRANGER, GROUP_ADDRESSED, groups_read_all=True).action is (
         Action.GO_PRIVATE
     )
 

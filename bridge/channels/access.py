@@ -99,6 +99,11 @@ def decide(
         return Decision(Action.ANSWER, admin=sender.admin)
     if command == "whoami":
         return Decision(Action.TELL_ID)
+    if not where.private and not where.addressed:
+        # Read only because the group is read whole: a stranger chatting
+        # there did not ask the bot anything, so it says nothing (or it
+        # would answer every line they write).
+        return Decision(Action.IGNORE)
     if policy == "pairing":
         return Decision(Action.PAIR if where.private else Action.GO_PRIVATE)
     return Decision(Action.TELL_ID)

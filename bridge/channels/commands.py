@@ -10,6 +10,7 @@ a message for the agent: agents have commands of their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["COMMANDS", "Command", "help_text", "parse"]
@@ -31,8 +32,11 @@ class Command:
     rest: str = ""
 
 
-def parse(text: str, *, bot_username: str = "") -> Command | None:
-    """The command ``text`` starts with, or None for a message to the agent."""
+def parse(
+    text: str, *, bot_username: str = "", extra: Mapping[str, str] | None = None
+) -> Command | None:
+    """The command ``text`` starts with, or None for a message to the agent.
+    ``extra`` are a bot's own commands (name: help), known besides ours."""
     stripped = text.lstrip()
     if not stripped.startswith("/"):
         return None
@@ -44,14 +48,19 @@ def parse(text: str, *, bot_username: str = "") -> Command | None:
     if addressee and addressee.lower() != bot_username.lower().lstrip("@"):
         return None  # /cmd@otherbot in a group
     name = name.lower()
-    if name not in COMMANDS:
+    if name not in COMMANDS and name not in (extra or {}):
         return None
     return Command(name, rest.strip())
 
 
-def help_text(*, agent: str = "") -> str:
-    """What /help answers."""
+def help_text(*, agent: str = "", extra: Mapping[str, str] | None = None) -> str:
+    """What /help answers (``extra``: a bot's own commands, listed first)."""
     head = f"You are talking to {agent}." if agent else "You are talking to an agent."
-    lines = [head, "Anything you write goes to it; these commands are for the bridge:"]
+    lines = [head]
+    if extra:
+        lines.append("This bot's commands:")
+        lines += [f"/{name} - {what}" for name, what in extra.items()]
+    anything = "Anything else" if extra else "Anything"
+    lines.append(f"{anything} you write goes to it; these commands are for the bridge:")
     lines += [f"/{name} - {what}" for name, what in COMMANDS.items()]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.conversations.errors import Busy
@@ -28,8 +29,12 @@ from bridge.store.records import TURN_PERMISSION, Conversation, ConversationKey,
 from bridge.turn.errors import LaunchError
 
 from . import access, commands
+from .bot import User
 from .errors import PlatformError
 from .platform import Incoming, Platform, Press
+
+if TYPE_CHECKING:
+    from .handlers import BotRunner
 
 __all__ = ["APPROVE", "ChannelAccess", "ChannelWorker", "approval_data"]
 
@@ -68,24 +73,28 @@ class ChannelWorker:
         rules: ChannelAccess,
         *,
         agent: str = "",
+        bot: BotRunner | None = None,
     ) -> None:
         self.platform = platform
         self.dispatcher = dispatcher
         self.route = route
         self.rules = rules
         self.agent = agent or route.name
+        #: A bot's own handlers, asked before the agent (None: the agent only).
+        self.bot = bot
 
     # --- messages
 
     async def message(self, incoming: Incoming) -> None:
         sender = await self._sender(incoming.user_id, incoming.display)
-        command = commands.parse(incoming.text, bot_username=self.rules.bot_username)
+        extra = self.bot.bot.commands if self.bot is not None else None
+        command = commands.parse(incoming.text, bot_username=self.rules.bot_username, extra=extra)
         decision = access.decide(
             self.rules.policy,
             sender,
             access.Where(incoming.private, incoming.addressed),
             command=command.name if command else "",
-            groups_read_all=self.rules.groups_read_all,
+            groups_read_all=await self._reads_whole(incoming),
         )
         act = decision.action
         if act is access.Action.IGNORE:
@@ -100,10 +109,40 @@ class ChannelWorker:
             )
         elif act is access.Action.PAIR:
             await self._pair(incoming.thread, sender)
-        elif command is not None:
+        elif command is not None and command.name in commands.COMMANDS:
             await self._command(incoming.thread, sender, command.name)
-        else:
+        elif not await self._handled(incoming, sender, command):
             await self._submit(incoming, sender)
+
+    async def _reads_whole(self, incoming: Incoming) -> bool:
+        """Whether a group message not addressed to the bot is read: the
+        config says to read groups whole, or the bot reads this thread."""
+        if self.rules.groups_read_all or incoming.private or incoming.addressed:
+            return self.rules.groups_read_all
+        if self.bot is None:
+            return False
+        key = ConversationKey(self.platform.name, incoming.thread, self.route)
+        return await self.bot.reads(incoming.thread, await self.dispatcher.store.lookup(key))
+
+    async def _handled(
+        self, incoming: Incoming, sender: access.Sender, command: commands.Command | None
+    ) -> bool:
+        """Whether the bot's handlers took the message (an answer to a
+        question, or a handler's)."""
+        if self.bot is None:
+            return False
+        conv = await self._conversation(incoming.thread)
+        user = User(
+            sender.platform_id,
+            sender.name,
+            sender.display,
+            admin=sender.admin,
+            known=sender.user is not None or sender.paired,
+        )
+        if await self.bot.answer(incoming, user, conv):
+            return True
+        name, args = (command.name, command.rest) if command is not None else ("", "")
+        return await self.bot.take(incoming, user, conv, command=name, args=args)
 
     async def _sender(self, user_id: str, display: str) -> access.Sender:
         known = self.rules.users.get(user_id)
@@ -137,7 +176,8 @@ class ChannelWorker:
 
     async def _command(self, thread: str, sender: access.Sender, name: str) -> None:
         if name == "help":
-            await self._say(thread, commands.help_text(agent=self.agent))
+            extra = self.bot.bot.commands if self.bot is not None else None
+            await self._say(thread, commands.help_text(agent=self.agent, extra=extra))
         elif name == "whoami":
             await self._say(thread, self._whoami(sender, let_in=True))
         elif name == "new":
@@ -182,6 +222,13 @@ class ChannelWorker:
     # --- buttons
 
     async def press(self, press: Press) -> str:
+        if self.bot is not None and self.bot.is_choice(press.data):
+            sender = await self._sender(press.user_id, press.display)
+            if not (sender.user or sender.admin or sender.paired or self.rules.policy == "open"):
+                return "Only people the bridge lets in can answer."
+            return self.bot.choices.press(
+                press.data, press.user_id, sender.name, admin=sender.admin
+            )
         kind, _, rest = press.data.partition(":")
         number, _, choice = rest.partition(":")
         if kind != APPROVE or not number.isdigit() or choice not in _CHOICES:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from agentproc import wire
@@ -137,3 +138,12 @@ class Platform(abc.ABC):
     async def draft(self, thread: str, draft_id: int, text: str) -> None:
         """Show or update an ephemeral preview (only with ``capabilities.drafts``)."""
         raise NotImplementedError(f"{self.name} has no drafts")
+
+    async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
+        """Post a file (only with ``capabilities.files``); returns the message's id."""
+        raise NotImplementedError(f"{self.name} cannot send files")
+
+    async def lookup_user(self, user_id: str) -> str | None:
+        """The name the platform shows for a person, None when it does not
+        know them (only with ``capabilities.user_lookup``)."""
+        return None

@@ -268,6 +268,23 @@ class TelegramPlatform(Platform):
         except Exception as exc:
             raise _converted(exc) from None
 
+    async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
+        chat, topic = _chat_of(thread)
+        try:
+            with path.open("rb") as data:
+                sent = await self.bot.send_document(
+                    chat,
+                    data,
+                    filename=path.name,
+                    caption=caption or None,
+                    message_thread_id=topic,
+                )
+        except OSError as exc:
+            raise PlatformError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            raise _converted(exc) from None
+        return str(sent.message_id)
+
     async def close(self) -> None:
         await self.bot.shutdown()
 

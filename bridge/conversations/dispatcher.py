@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -279,9 +279,11 @@ class Dispatcher:
         attachments: Iterable[wire.Attachment] = (),
         from_user: str = "",
         platform_id: str = "",
+        via: str = "",
     ) -> TurnHandle:
         """Put a message in the log and have it run. Raises :class:`Busy` when
-        the policy or a cap refuses it (nothing is written then)."""
+        the policy or a cap refuses it (nothing is written then). ``via``
+        names who composed it when not the person (``handler``)."""
         conv = await self._conversation(conversation_id)
         if self._closing:
             raise Busy(
@@ -302,7 +304,7 @@ class Dispatcher:
                 hint="remove the NUL character",
             )
         caps = self._caps(conv.key.route)
-        message = NewMessage(text, files, from_user, platform_id)
+        message = NewMessage(text, files, from_user, platform_id, via=via)
         event, duplicate = await self.store.add_message(
             conv.id, message, admit=policies.admission(caps, from_user)
         )
@@ -315,6 +317,18 @@ class Dispatcher:
                 )
             self._kick(conv.id)
         return TurnHandle(conv, event, duplicate, self)
+
+    async def record(self, conversation_id: str, message: NewMessage) -> tuple[Event, bool]:
+        """Put a person's message that a bot's handler takes in the log
+        (``message.handled``: never run as a turn); returns the event and
+        whether it was a redelivery."""
+        await self._conversation(conversation_id)
+        event, duplicate = await self.store.add_message(
+            conversation_id, replace(message, handled=True)
+        )
+        if not duplicate:
+            self.hub.publish([event])
+        return event, duplicate
 
     async def cancel(self, conversation_id: str, *, by: str = "") -> Event:
         """Stop the running turn (wherever it runs) and drop the waiting messages."""

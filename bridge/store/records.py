@@ -204,6 +204,10 @@ class NewMessage:
     #: Taken by a bot's handler instead of the agent: written as
     #: ``message.handled``, never pending, not subject to admission.
     handled: bool = False
+    #: Who wrote it when not the person: ``handler`` for a prompt a bot's
+    #: handler composed for the agent (``Thread.run_agent``); kept in the
+    #: event's data only when set.
+    via: str = ""
 
 
 @dataclass(frozen=True, slots=True)

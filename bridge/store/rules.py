@@ -136,12 +136,15 @@ def new_conversation(
 
 
 def message_data(message: NewMessage) -> dict[str, Any]:
-    return {
+    data = {
         "text": message.text,
         "attachments": [dict(a) for a in message.attachments],
         "from_user": message.from_user,
         "platform_id": message.platform_id,
     }
+    if message.via:
+        data["via"] = message.via
+    return data
 
 
 def add_message(conv: Conversation, message: NewMessage, now: float) -> Write:
