@@ -73,3 +73,10 @@ class Recorder(Platform):
     async def delete(self, thread: str, message_id: str) -> None:
         self.calls.append(("delete", thread, message_id))
         self.shown.pop(message_id, None)
+
+    async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
+        self._limited()
+        self.calls.append(("file", thread, f"{path.name}: {path.read_text()} ({caption})"))
+        self._next += 1
+        self.shown[str(self._next)] = (thread, f"[file {path.name}] {caption}", ())
+        return str(self._next)

@@ -920,7 +920,8 @@ class StoreContract:
             raise AssertionError("admission is for messages that wait")
 
         event, again = await store.add_message(
-            conv.id, NewMessage("/deploy", from_user="al", platform_id="u1", handled=True),
+            conv.id,
+            NewMessage("/deploy", from_user="al", platform_id="u1", handled=True),
             admit=refuse,
         )
         assert (event.type, event.data["text"], again) == ("message.handled", "/deploy", False)

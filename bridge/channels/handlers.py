@@ -25,7 +25,7 @@ import logging
 from dataclasses import replace
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from bridge.store.records import Conversation, Event, NewMessage
 
@@ -62,10 +62,12 @@ class BotRunner:
     def platform(self) -> Platform:
         return self.services.platform
 
-    async def run(self) -> None:
-        """Run handlers until cancelled (then those still running are cancelled)."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run handlers until cancelled (then those still running are
+        cancelled); ready once ``tg.start`` returns."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            task_status.started()
             try:
                 await anyio.sleep_forever()
             finally:
@@ -118,11 +120,11 @@ class BotRunner:
         handler = self.bot.choose(message)
         if handler is None:
             return False
+        if self._tg is None:
+            raise RuntimeError("the bot's handlers are not running: start BotRunner.run first")
         event, duplicate = await self._record(incoming, user, conversation)
         if duplicate:
             return True  # handled (or being handled) already
-        if self._tg is None:
-            raise RuntimeError("the bot's handlers are not running")
         thread = Thread(self.services, conversation, replace(message, id=event.id))
         self._tg.start_soon(self._run, handler, thread, name=f"handler {thread!r}")
         return True
