@@ -60,8 +60,8 @@ serve: $(RUN_STAMP)
 test: lint types pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check agentproc bridge profiles tests bench e2e
-	$(BIN)/ruff format --check agentproc bridge profiles tests bench e2e
+	$(BIN)/ruff check agentproc bridge profiles tests bench e2e docs/examples
+	$(BIN)/ruff format --check agentproc bridge profiles tests bench e2e docs/examples
 
 types: $(DEV_STAMP)
 	$(BIN)/mypy

@@ -3,8 +3,9 @@
 For each one (Telegram, for now): the platform adapter, logged in before the
 server says it is ready (a refused token stops the start with a plain
 error); the channel worker with the channel's access rules and the config's
-users by their id on that platform; and the delivery worker, with the
-platform's budgets shared by all of the bot's conversations.
+users by their id on that platform (asking the config's bot, when there is
+one, before the agent); and the delivery worker, with the platform's budgets
+shared by all of the bot's conversations.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.channels import reply_plan as rp
+from bridge.channels.choices import Choices
 from bridge.channels.delivery import Delivery
 from bridge.channels.errors import PlatformError
+from bridge.channels.handlers import BotRunner
 from bridge.channels.inbound import ChannelAccess, ChannelWorker
 from bridge.channels.platform import Platform
+from bridge.channels.thread import ThreadServices
 from bridge.conversations.dispatcher import Dispatcher
 
 from .config import ServerConfig
@@ -33,6 +37,8 @@ class ChatChannel:
     platform: Platform
     worker: ChannelWorker
     delivery: Delivery
+    #: The bot's handlers on this channel (None: every message is the agent's).
+    runner: BotRunner | None = None
 
     async def close(self) -> None:
         close = getattr(self.platform, "close", None)
@@ -68,8 +74,18 @@ async def start_channels(
             if "telegram" in u.platform_ids
         }
         rules = ChannelAccess(t.access, users, t.groups_read_all, platform.username)
-        worker = ChannelWorker(platform, dispatcher, t.route.route, rules, agent=t.route.title)
         # Telegram's bot-wide limit: about 30 messages a second over all chats.
-        delivery = Delivery(platform, dispatcher, limits_for, budget=rp.Budget(30.0, 30.0))
-        out.append(ChatChannel(platform, worker, delivery))
+        budget = rp.Budget(30.0, 30.0)
+        runner = None
+        if config.bot is not None:
+            runner = BotRunner(
+                ThreadServices(
+                    platform, dispatcher, config.bot, Choices(), users, limits_for, budget
+                )
+            )
+        worker = ChannelWorker(
+            platform, dispatcher, t.route.route, rules, agent=t.route.title, bot=runner
+        )
+        delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
+        out.append(ChatChannel(platform, worker, delivery, runner))
     return out

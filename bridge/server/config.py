@@ -33,11 +33,13 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
+from bridge.channels.bot import Bot
 from bridge.store.records import Route
 from bridge.turn.errors import ProfileError
 from bridge.turn.profile import Profile
 from bridge.turn.profile_yaml import SCHEMA_HINT, Lines, parse_yaml
 
+from .bot_loading import BotLoadError, load_bot
 from .config_check import Check
 from .config_models import DEFAULT_HOST, DEFAULT_PORT, Listen, TurnLimits
 from .errors import ConfigError
@@ -122,6 +124,10 @@ class ServerConfig:
     turns: TurnLimits = field(default_factory=TurnLimits)
     http_enabled: bool = True
     telegram: TelegramConfig | None = None
+    #: The bot whose handlers the chat channels ask before the agent
+    #: (``bot: mybot.py:bot``), and how the file named it.
+    bot: Bot | None = field(default=None, repr=False, compare=False)
+    bot_spec: str = ""
 
     @property
     def host(self) -> str:
@@ -209,6 +215,9 @@ class ServerConfig:
             default = " (default)" if index == 0 else ""
             title = f" {rc.title!r}," if rc.title != rc.name else ""
             out.append(f"route {rc.name}{default}:{title} {rc.route.profile} in {rc.route.cwd}")
+        if self.bot is not None:
+            own = ", ".join(f"/{name}" for name in self.bot.commands) or "no commands"
+            out.append(f"bot: {self.bot_spec} ({own}); what its handlers leave goes to the agent")
         if self.telegram is not None:
             t = self.telegram
             out.append(
@@ -353,6 +362,7 @@ def _build(
                 entry.groups == "all",
                 entry.poll_timeout,
             )
+    bot = _bot(check, data.get("bot"), folder, chat=check.telegram is not None)
     if check.problems or not routes:
         raise invalid(label, check.problems or [(lines.top, "no route could be set up")])
     return ServerConfig(
@@ -365,7 +375,30 @@ def _build(
         turns=turns,
         http_enabled=http_enabled,
         telegram=telegram,
+        bot=bot,
+        bot_spec=str(data["bot"]) if bot is not None else "",
     )
+
+
+def _bot(check: Check, value: object, folder: Path, *, chat: bool) -> Bot | None:
+    """The bot ``bot:`` names, loaded (its file runs now, not at the first message)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        check.add(("bot",), "must be FILE.py:NAME or module:NAME, like `bot: mybot.py:bot`")
+        return None
+    if not chat:
+        check.add(
+            ("bot",),
+            "a bot's handlers run on chat channels, and none is configured; "
+            "add one under `channels` (like telegram) or remove `bot`",
+        )
+        return None
+    try:
+        return load_bot(value, folder)
+    except BotLoadError as exc:
+        check.add(("bot",), str(exc))
+        return None
 
 
 def _named(routes: tuple[RouteConfig, ...], name: str) -> RouteConfig | None:

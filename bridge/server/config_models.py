@@ -54,7 +54,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
 #: The keys of the top level, in the order the file is described.
-TOP_FIELDS = ("listen", "data_dir", "store", "users", "routes", "turns", "channels")
+TOP_FIELDS = ("listen", "data_dir", "store", "users", "routes", "turns", "channels", "bot")
 
 #: What a user or route name may be: safe in a URL path, a log line and a file name.
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")

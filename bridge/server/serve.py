@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import uvicorn
+from anyio.abc import TaskStatus
 
 from bridge.channels.http.access import Caller
 from bridge.channels.http.app import ApiRoute, create_app
@@ -199,11 +200,15 @@ async def serve(
         async with anyio.create_task_group() as tg:
             if sock is not None:
                 tg.start_soon(_uvicorn, server, sock)
-            receiving = anyio.CancelScope()
-            sending = anyio.CancelScope()
+            # One scope per task (a scope covers one `with`): receivers
+            # stop first, senders (and handlers) once the turns are done.
+            receiving: list[anyio.CancelScope] = []
+            sending: list[anyio.CancelScope] = []
             for channel in channels:
-                tg.start_soon(_within, receiving, channel.platform.run, channel.worker)
-                tg.start_soon(_within, sending, channel.delivery.run)
+                if channel.runner is not None:  # handlers run before a message can come
+                    await tg.start(_started_within, _scope(sending), channel.runner.run)
+                tg.start_soon(_within, _scope(receiving), channel.platform.run, channel.worker)
+                tg.start_soon(_within, _scope(sending), channel.delivery.run)
             on_ready(url_of(sock) if sock is not None else "")
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 grace = config.turns.shutdown_grace_secs
@@ -215,20 +220,35 @@ async def serve(
                         grace,
                     )
                     break
-                receiving.cancel()  # chat platforms: nothing new is taken
+                for scope in receiving:  # chat platforms: nothing new is taken
+                    scope.cancel()
                 async with anyio.create_task_group() as drain:
                     drain.start_soon(_hurry, signals, dispatcher)
                     await dispatcher.aclose(grace=grace)
                     drain.cancel_scope.cancel()
             # The readers have ended with the log: what turns wrote was delivered.
-            sending.cancel()
+            for scope in sending:
+                scope.cancel()
             server.should_exit = True
         log.info("stopped")
+
+
+def _scope(into: list[anyio.CancelScope]) -> anyio.CancelScope:
+    scope = anyio.CancelScope()
+    into.append(scope)
+    return scope
 
 
 async def _within(scope: anyio.CancelScope, fn: Any, *args: Any) -> None:
     with scope:
         await fn(*args)
+
+
+async def _started_within(
+    scope: anyio.CancelScope, fn: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with scope:
+        await fn(task_status=task_status)
 
 
 def _files_dir(config: ServerConfig) -> Path:
