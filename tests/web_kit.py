@@ -38,6 +38,8 @@ CHROMIUM_ARGS = [
 WAIT_MS = 20_000
 expect.set_options(timeout=WAIT_MS)
 ALICE = "alice-token-0123456789abcdef"
+#: Where the page keeps its token (api.js).
+TOKEN_KEY = "agentproc.token"
 
 #: Records what every agent bubble showed, each time it changed: [turn, status,
 #: text], and each state the connection went through. Added before the page's
@@ -101,9 +103,13 @@ def config(folder: Path, users: str = "", grace: float = 10) -> str:
 class Tab:
     """A page in its own browser context, with what went wrong in it."""
 
-    def __init__(self, browser: Browser, url: str, **context: Any) -> None:
+    def __init__(self, browser: Browser, url: str, token: str = "", **context: Any) -> None:
         self.context = browser.new_context(**context)
         self.context.add_init_script(RECORDER)
+        if token:  # signed in already, as the token dialog would leave it
+            self.context.add_init_script(
+                f"localStorage.setItem({json.dumps(TOKEN_KEY)}, {json.dumps(token)});"
+            )
         self.page = self.context.new_page()
         self.page.set_default_timeout(WAIT_MS)
         self.errors: list[str] = []
