@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from fake_telegram import Chat, FakeTelegram, User
 from playwright.sync_api import Browser, Route, expect, sync_playwright
 from serve_kit import Served, serving
 from web_kit import (
@@ -24,6 +28,9 @@ from web_kit import (
     conversation_id,
     streamed,
 )
+
+from bridge.store.records import Pairing
+from bridge.store.sqlite import open_store
 
 
 @pytest.fixture(scope="module")
@@ -383,6 +390,245 @@ def test_a_token_protected_bridge_asks_for_the_token(browser: Browser, tmp_path:
         with httpx.Client(base_url=served.url) as c:
             assert c.get("/v1/routes").status_code == 401
         tab.close()
+
+
+# --- letting chat strangers in (admins) -----------------------------------------------------
+
+BOB = "bob-token-0123456789abcdef"
+BOT_TOKEN = "123456:AAweb-pairing_token"
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram(token=BOT_TOKEN) as tg:
+        yield tg
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory, telegram: FakeTelegram) -> Iterator[Served]:
+    """alice (an admin) and bob (not one) on the web; a Telegram bot (against
+    the fake Bot API) that gives strangers pairing codes."""
+    tmp = tmp_path_factory.mktemp("pairing")
+    users = (
+        "users:\n"
+        "  - {name: alice, token_env: ALICE_TOKEN, admin: true}\n"
+        "  - {name: bob, token_env: BOB_TOKEN}\n"
+    )
+    bot = f"{{token_env: BOT_TOKEN, api_base: '{telegram.api_base}', route: echo, poll_timeout: 1}}"
+    text = config(tmp, users) + f"channels:\n  telegram: {bot}\n"
+    env = {"ALICE_TOKEN": ALICE, "BOB_TOKEN": BOB, "BOT_TOKEN": BOT_TOKEN}
+    with serving(tmp, text, env=env, token=ALICE) as served:
+        yield served
+
+
+@pytest.fixture
+def nobody_waiting(bridge: Served) -> Iterator[None]:
+    """After the test, every code still waiting is denied: at most five may
+    wait on a channel, and the next test starts with none."""
+    yield
+    with bridge.client() as c:
+        for p in c.get("/v1/pairings").json():
+            if p["status"] == "pending":
+                c.post(f"/v1/pairings/{p['code']}", json={"decision": "deny"})
+
+
+@pytest.fixture
+def admin(browser: Browser, bridge: Served, nobody_waiting: None) -> Iterator[Tab]:
+    """A page signed in as alice, an admin."""
+    opened = Tab(browser, bridge.url, token=ALICE)
+    yield opened
+    opened.close()
+
+
+def stranger(
+    tg: FakeTelegram, bridge: Served, first_name: str, **person: str
+) -> tuple[User, Chat, str]:
+    """Someone the bot does not know writes to it privately: them, their
+    chat, and the code the bot gave them (as the API lists it)."""
+    someone = tg.user(first_name, **person)
+    chat = tg.private_chat(someone)
+    tg.send_user_message(chat, someone, "hello?")
+    tg.wait_for(lambda: tg.bot_messages(chat))
+    with bridge.client() as c:
+        mine = [p for p in c.get("/v1/pairings").json() if p["user_id"] == str(someone.id)]
+    assert len(mine) == 1 and mine[0]["status"] == "pending", mine
+    return someone, chat, mine[0]["code"]
+
+
+def stored(bridge: Served) -> dict[str, Pairing]:
+    """The Telegram pairings that still count, as the store has them."""
+
+    async def read() -> dict[str, Pairing]:
+        async with open_store(bridge.data_dir) as store:
+            return {p.code: p for p in await store.pairings("telegram")}
+
+    # Playwright's sync API keeps an event loop running in this thread.
+    with ThreadPoolExecutor(1) as other:
+        return other.submit(anyio.run, read).result()
+
+
+def epoch(iso: str) -> float:
+    """Seconds since the epoch of a time the page wrote as ISO 8601."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_an_admin_approves_a_stranger_on_the_page_and_the_bot_answers_them(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    eve, chat, code = stranger(telegram, bridge, "Eve", username="eve")
+    page = admin.open()
+    panel = page.get_by_role("region", name="People waiting to be let in")
+    expect(panel).to_be_visible()
+    row = panel.locator(f'.pairing[data-code="{code}"]')
+    expect(row.locator(".name")).to_have_text("Eve (@eve)")
+    expect(row.locator(".channel")).to_have_text("telegram")
+    expect(row.locator(".user-id")).to_have_text(str(eve.id))
+    expect(row.locator(".code")).to_have_text(code)
+    until = time.time() + 3600
+    shown = row.locator("time").get_attribute("datetime") or ""
+    assert abs(epoch(shown) - until) < 120, shown
+    row.get_by_role("button", name="Approve Eve (@eve) on telegram").click()
+    status = panel.get_by_role("status")
+    expect(status).to_have_text("Eve (@eve) is let in: the agent now answers them on telegram.")
+    expect(row).to_have_count(0)
+    approved = stored(bridge)[code]
+    assert (approved.status, approved.decided_by, approved.name) == (
+        "approved",
+        "alice",
+        "Eve (@eve)",
+    )
+
+    telegram.send_user_message(chat, eve, "now?")
+    reply = telegram.wait_for(lambda: [m for m in telegram.bot_messages(chat) if "now?" in m.text])
+    assert reply[0].text == "You said: now?"
+
+
+def test_deny_from_the_keyboard_and_the_list_is_read_again_after(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    mallory, chat, code = stranger(telegram, bridge, "Mallory")
+    page = admin.open()
+    deny = page.get_by_role("button", name="Deny Mallory on telegram")
+    expect(deny).to_be_visible()
+    _, _, later = stranger(telegram, bridge, "Oscar")  # after the page read the list
+    deny.focus()
+    page.keyboard.press("Enter")
+    status = page.locator("#pairing-status")
+    expect(status).to_contain_text("Mallory was refused.")
+    expect(page.locator(f'.pairing[data-code="{code}"]')).to_have_count(0)
+    # Focus stays in the panel, and the list read after the decision has Oscar.
+    expect(page.locator("#pairings-title")).to_be_focused()
+    oscar = page.locator(f'.pairing[data-code="{later}"]')
+    expect(oscar).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(oscar.get_by_role("button", name="Approve Oscar on telegram")).to_be_focused()
+
+    assert code not in stored(bridge)
+    # Refused, not let in: writing again gets a new code, not the agent.
+    telegram.send_user_message(chat, mallory, "please?")
+    telegram.wait_for(lambda: len(telegram.bot_messages(chat)) >= 2)
+    with bridge.client() as c:
+        again = [p for p in c.get("/v1/pairings").json() if p["user_id"] == str(mallory.id)]
+    assert [p["status"] for p in again] == ["pending"] and again[0]["code"] != code
+    assert not [m for m in telegram.bot_messages(chat) if "You said" in m.text]
+
+
+def test_someone_not_an_admin_sees_nothing_of_it(
+    browser: Browser, bridge: Served, telegram: FakeTelegram, nobody_waiting: None
+) -> None:
+    stranger(telegram, bridge, "Nina")
+    tab = Tab(browser, bridge.url, token=BOB)
+    try:
+        with tab.page.expect_response(lambda r: r.url.endswith("/v1/pairings")) as asked:
+            page = tab.open()
+        assert asked.value.status == 403
+        page.wait_for_timeout(300)
+        expect(page.locator("#pairings")).to_be_hidden()
+        expect(page.locator(".pairing")).to_have_count(0)
+        expect(page.locator("#error")).to_be_hidden()
+        # Asked once: a 403 is an answer, not something to poll.
+        asks = [url for url, _ in tab.requests if "/v1/pairings" in url]
+        assert len(asks) == 1, asks
+    finally:
+        tab.close()
+
+
+def test_a_name_with_html_in_it_is_shown_as_text(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    evil = "<img src=x onerror=alert(1)><b>Bo</b><script>alert(2)</script>"
+    _, _, code = stranger(telegram, bridge, evil, username="bo")
+    page = admin.open()
+    row = page.locator(f'.pairing[data-code="{code}"]')
+    expect(row.locator(".name")).to_have_text(f"{evil} (@bo)")
+    expect(row.get_by_role("button", name=f"Deny {evil} (@bo) on telegram")).to_be_visible()
+    for tag in ("img", "b", "script"):
+        expect(page.locator(f"#pairings {tag}")).to_have_count(0)
+    time.sleep(0.3)  # an onerror handler would have fired by now
+    assert not admin.dialogs
+
+
+def test_a_code_decided_elsewhere_meanwhile_is_explained_in_plain_words(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    _, _, code = stranger(telegram, bridge, "Zoe")
+    page = admin.open()
+    approve = page.get_by_role("button", name="Approve Zoe on telegram")
+    expect(approve).to_be_visible()
+    with bridge.client() as c:  # another admin was quicker
+        assert c.post(f"/v1/pairings/{code}", json={"decision": "deny"}).status_code == 200
+    approve.click()
+    status = page.locator("#pairing-status")
+    expect(status).to_have_text(
+        f"Zoe's code {code} is no longer waiting: someone decided it already, or it expired "
+        "(codes last an hour). If they write again they get a new code."
+    )
+    expect(page.locator(f'.pairing[data-code="{code}"]')).to_have_count(0)
+    page.get_by_role("button", name="Dismiss the message").click()
+    expect(page.locator("#pairings")).to_be_hidden()
+    expect(page.locator("#message")).to_be_focused()
+
+
+def test_a_decision_that_got_no_answer_can_be_made_again(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    _, _, code = stranger(telegram, bridge, "Rita")
+    page = admin.open()
+    approve = page.get_by_role("button", name="Approve Rita on telegram")
+    page.route("**/v1/pairings/*", lambda route: route.abort("connectionreset"))
+    approve.click()
+    status = page.locator("#pairing-status")
+    expect(status).to_have_text(
+        "Could not approve Rita: the bridge cannot be reached "
+        "(check the network; retrying is safe)."
+    )
+    expect(approve).to_be_enabled()
+    assert stored(bridge)[code].status == "pending"
+    page.unroute("**/v1/pairings/*")
+    approve.click()
+    expect(status).to_contain_text("Rita is let in")
+    assert stored(bridge)[code].status == "approved"
+
+
+def test_the_list_is_read_again_while_the_page_is_open(
+    admin: Tab, bridge: Served, telegram: FakeTelegram
+) -> None:
+    page = admin.page
+    page.clock.install()
+    with page.expect_response(lambda r: r.url.endswith("/v1/pairings")) as asked:
+        admin.open()
+    assert asked.value.status == 200
+    panel = page.locator("#pairings")
+    expect(panel).to_be_hidden()  # nobody waits: nothing to show
+    _, _, code = stranger(telegram, bridge, "Lena")
+    page.clock.fast_forward(25_000)
+    row = page.locator(f'.pairing[data-code="{code}"]')
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Approve Lena on telegram").click()
+    expect(page.locator("#pairing-status")).to_contain_text("Lena is let in")
+    # The outcome stays a while, then the empty panel goes away.
+    page.clock.fast_forward(11_000)
+    expect(panel).to_be_hidden()
 
 
 # --- a phone's screen -----------------------------------------------------------------------

@@ -96,6 +96,10 @@ export const api = {
   answer: (approvalId, decision) =>
     call("POST", `v1/approvals/${encodeURIComponent(approvalId)}`, { decision }),
   eventsUrl: (id) => `${conv(id)}/events`,
+  // Admins only: anyone else is answered 403.
+  pairings: () => call("GET", "v1/pairings"),
+  decidePairing: (code, decision) =>
+    call("POST", `v1/pairings/${encodeURIComponent(code)}`, { decision }),
 };
 
 // A random key for one message, kept with it so every retry sends the same.

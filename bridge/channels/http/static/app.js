@@ -1,10 +1,12 @@
 // The web chat page: a list of the caller's conversations, one conversation
-// open at a time (its history, then its events live), a message box, and the
-// sign-in a token-protected bridge needs. The open conversation's id is kept
+// open at a time (its history, then its events live), a message box, the
+// sign-in a token-protected bridge needs, and for admins the people waiting
+// to be let in by a chat channel. The open conversation's id is kept
 // in the URL's fragment, so a reload comes back to it.
 
 import { ApiError, api, getToken, newKey, setToken } from "./api.js";
 import { ChatView } from "./chat.js";
+import { PairingPanel } from "./pairings.js";
 import { EventStream } from "./stream.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,6 +21,7 @@ const state = {
   current: null, // the open conversation, or null: a new one, made by its first message
   stream: null,
   view: null,
+  pairings: null,
 };
 
 // --- errors and sign-in --------------------------------------------------------
@@ -320,6 +323,7 @@ window.addEventListener("focus", () => {
 
 async function start() {
   clearError();
+  state.pairings.stop(); // until the bridge says who is signed in now
   $("sign-out").hidden = !getToken();
   try {
     state.routes = await api.routes();
@@ -330,6 +334,7 @@ async function start() {
   }
   drawRoutes();
   drawList();
+  state.pairings.start();
   const wanted = linked();
   if (wanted) await open(wanted);
   else startDraft();
@@ -349,4 +354,5 @@ window.addEventListener("hashchange", () => {
 state.view = new ChatView($("log"), {
   onAnswer: (approvalId, decision) => api.answer(approvalId, decision),
 });
+state.pairings = new PairingPanel($("pairings"), { leave: () => $("message").focus() });
 start();
