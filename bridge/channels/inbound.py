@@ -161,7 +161,8 @@ class ChannelWorker:
         else:
             text = (
                 f"I don't know you yet. Your pairing code is {found.code} (valid for an hour). "
-                f"Ask an admin to run: agentproc pairing approve {found.code}"
+                f"Ask an admin to run: agentproc pairing approve {found.code} "
+                "(or to approve it on the bridge's web page)"
             )
         await self._say(thread, text)
 
