@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.conversations.errors import Busy
 from bridge.store.records import (
@@ -50,66 +48,17 @@ from bridge.store.records import (
 from bridge.turn.errors import LaunchError
 
 from . import reply_plan as rp
+from . import thread_calls as calls
 from .bot import Bot, Message, User
-from .choices import Choices, choice_data
-from .errors import NotModified, PlatformError, RateLimited
-from .perform import Wakeup, drive
-from .platform import Button, Capabilities, Platform
+from .choices import Choices
+from .errors import PlatformError
+from .platform import Capabilities, Platform
 from .reply_split import measure
+from .thread_calls import AgentReply, Said, Sent
 
 __all__ = ["AgentReply", "Said", "Sent", "Thread", "ThreadServices"]
 
 log = logging.getLogger("bridge.channels")
-
-#: How many times a single call waits out a rate limit before giving up.
-RATE_LIMIT_ATTEMPTS = 4
-#: The longest ``retry_after`` a handler's call waits (a longer one fails it).
-MAX_RETRY_AFTER = 60.0
-MAX_OPTIONS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """What became of a post, an update, a deletion or a file.
-
-    ``ok`` is false when the platform cannot do it or refused it; ``error``
-    says why. ``id`` is the (last) message's platform id, ``ids`` all of
-    them when a long text took several messages."""
-
-    ok: bool
-    id: str = ""
-    ids: tuple[str, ...] = ()
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentReply:
-    """How a turn :meth:`Thread.run_agent` started ended.
-
-    ``status`` is the turn's (``ok``, ``error``, ``timeout``, ``cancelled``,
-    ``abandoned``), or ``refused`` when the bridge did not take the prompt
-    (busy, shutting down, an empty prompt): then ``turn`` is 0.
-    """
-
-    ok: bool
-    text: str
-    status: str
-    error: str = ""
-    hint: str = ""
-    turn: int = 0
-    session_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Said:
-    """One entry of :meth:`Thread.get_messages`: ``role`` is ``person`` or
-    ``agent``; ``by`` the person's name (``""`` for the agent)."""
-
-    id: int
-    role: str
-    text: str
-    by: str
-    at: float
 
 
 @dataclass
@@ -167,60 +116,34 @@ class Thread:
     async def post(self, text: str) -> Sent:
         """Post ``text``; a text over the platform's length limit becomes
         several messages, cut at paragraphs with code fences kept whole."""
-        return await self.stream(_once(text))
+        return await self.stream(calls.once(text))
 
     async def stream(self, chunks: AsyncIterable[str]) -> Sent:
         """Post text as it comes: the message grows as chunks arrive (edited
         within the platform's budget, or drafted where the platform has
         drafts) and ends holding all of it."""
-        limits = self._s.limits
-        plan = rp.ReplyPlan(
-            limits(self.conversation_key) if callable(limits) else limits, budget=self._s.budget
+        s = self._s
+        return await calls.stream(
+            s.platform,
+            self.conversation_key,
+            chunks,
+            limits=self._limits,
+            budget=s.budget,
+            clock=s.clock,
         )
-        feed = Wakeup()
-        text = ""
-        async with anyio.create_task_group() as tg:
-            done: list[bool] = []
-
-            async def carry() -> None:
-                done.append(
-                    await drive(
-                        self._s.platform,
-                        self.conversation_key,
-                        plan,
-                        feed,
-                        clock=self._s.clock,
-                        draft_base=_draft_base(),
-                        what=f"a post to {self!r}",
-                    )
-                )
-
-            tg.start_soon(carry)
-            try:
-                async for chunk in chunks:
-                    text += chunk
-                    plan.stream(text, self._s.clock())
-                    feed.wake.set()
-            finally:
-                plan.finish(text, self._s.clock())
-                feed.wake.set()
-        ids = tuple(str(m.message_id) for m in plan.messages)
-        if done and done[0]:
-            return Sent(True, ids[-1] if ids else "", ids)
-        return Sent(False, ids[-1] if ids else "", ids, error="the platform refused some of it")
 
     async def update(self, message_id: str, text: str) -> Sent:
         """Replace a posted message's text."""
         if not self.capabilities.edit:
             return self._cannot("edit messages")
-        if not text or measure(text, self._utf16) > self.capabilities.max_text:
+        if not text or measure(text, self._limits.utf16) > self.capabilities.max_text:
             return Sent(False, message_id, error=self._length_error(text))
 
         async def edit() -> str:
             await self._s.platform.edit(self.conversation_key, message_id, text)
             return message_id
 
-        return await self._call(edit)
+        return await calls.call(edit)
 
     async def delete(self, message_id: str) -> Sent:
         """Remove a posted message."""
@@ -231,7 +154,7 @@ class Thread:
             await self._s.platform.delete(self.conversation_key, message_id)
             return message_id
 
-        return await self._call(remove)
+        return await calls.call(remove)
 
     async def post_file(self, path: str | Path, *, caption: str = "") -> Sent:
         """Post a file from the bridge's disk, with an optional caption."""
@@ -240,7 +163,7 @@ class Thread:
         file = Path(path)
         if not file.is_file():
             return Sent(False, error=f"{file} is not a file the bridge can read")
-        return await self._call(
+        return await calls.call(
             lambda: self._s.platform.send_file(self.conversation_key, file, caption=caption)
         )
 
@@ -321,47 +244,20 @@ class Thread:
         unless ``anyone``. Returns the chosen option, or ``default`` when
         nobody answers within ``timeout`` seconds (or the question cannot be
         posted). The question is then edited to show the outcome."""
-        options = _checked_options(options, default)
-        s = self._s
-        caps = self.capabilities
+        checked = calls.checked_options(options, default)
         askees = (
             frozenset() if anyone or self.message is None else frozenset({self.message.user.id})
         )
-        ask = s.choices.ask(self.conversation_key, options, askees)
-        try:
-            if caps.buttons:
-                text = question
-                buttons = tuple(Button(o, choice_data(ask.token, i)) for i, o in enumerate(options))
-            else:
-                listed = "\n".join(f"{i}. {o}" for i, o in enumerate(options, 1))
-                text = f"{question}\n{listed}\nReply with a number."
-                buttons = ()
-            try:
-                message_id = await s.platform.post(
-                    self.conversation_key, text[: caps.max_text], buttons=buttons
-                )
-            except PlatformError as exc:
-                log.warning("%s: cannot ask in %s: %s", self.platform, self.conversation_key, exc)
-                return default
-            with anyio.move_on_after(timeout):
-                await ask.answered.wait()
-            if ask.answer is not None:
-                chosen: str | None = options[ask.answer.index]
-                outcome = f"{question}\n→ {chosen} (answered by {ask.answer.by})"
-            else:
-                chosen = default
-                went = f"; went with {default}" if default is not None else ""
-                outcome = f"{question}\n→ no answer in time{went}"
-            if caps.edit:
-                try:
-                    await s.platform.edit(
-                        self.conversation_key, message_id, outcome[: caps.max_text]
-                    )
-                except PlatformError as exc:
-                    log.info("%s: cannot show the outcome of a question: %s", self.platform, exc)
-            return chosen
-        finally:
-            s.choices.close(ask)
+        return await calls.ask(
+            self._s.platform,
+            self._s.choices,
+            self.conversation_key,
+            question,
+            checked,
+            askees=askees,
+            timeout=timeout,
+            default=default,
+        )
 
     # --- state
 
@@ -446,10 +342,9 @@ class Thread:
     # --- helpers
 
     @property
-    def _utf16(self) -> bool:
+    def _limits(self) -> rp.Limits:
         limits = self._s.limits
-        found = limits(self.conversation_key) if callable(limits) else limits
-        return found.utf16
+        return limits(self.conversation_key) if callable(limits) else limits
 
     def _cannot(self, what: str) -> Sent:
         return Sent(False, error=f"{self.platform} cannot {what}")
@@ -458,48 +353,3 @@ class Thread:
         if not text:
             return "the text is empty"
         return f"the text is longer than {self.platform}'s {self.capabilities.max_text} characters"
-
-    async def _call(self, work: Callable[[], Any]) -> Sent:
-        """One platform call, rate limits waited out."""
-        for attempt in range(RATE_LIMIT_ATTEMPTS):
-            try:
-                found = await work()
-                return Sent(True, str(found), (str(found),))
-            except NotModified:
-                return Sent(True)
-            except RateLimited as exc:
-                if attempt == RATE_LIMIT_ATTEMPTS - 1 or exc.retry_after > MAX_RETRY_AFTER:
-                    return Sent(False, error=f"rate limited: {exc}")
-                await anyio.sleep(exc.retry_after)
-            except PlatformError as exc:
-                return Sent(False, error=str(exc))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _once(text: str) -> AsyncIterable[str]:
-    yield text
-
-
-_drafts = 0
-
-
-def _draft_base() -> int:
-    """A draft id range of its own for each stream (agents' replies use turn * 100)."""
-    global _drafts
-    _drafts += 1
-    return 1_000_000 + _drafts * 100
-
-
-def _checked_options(options: Sequence[str], default: str | None) -> tuple[str, ...]:
-    found = tuple(options)
-    if isinstance(options, str) or not found:
-        raise ValueError("await_choice needs a list of options, at least one")
-    if len(found) > MAX_OPTIONS:
-        raise ValueError(f"await_choice takes at most {MAX_OPTIONS} options, got {len(found)}")
-    if not all(isinstance(o, str) and o.strip() for o in found):
-        raise ValueError("await_choice: every option must be a non-empty string")
-    if len(set(found)) != len(found):
-        raise ValueError("await_choice: the options must differ from each other")
-    if default is not None and default not in found:
-        raise ValueError(f"await_choice: the default {default!r} is not one of the options")
-    return found
