@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 from fake_telegram import FakeTelegram
 from helpers import check_stderr
@@ -13,6 +14,7 @@ from serve_kit import serving
 
 from bridge.server.config import load_config
 from bridge.server.errors import ConfigError
+from bridge.store.sqlite import SQLiteStore
 
 TOKEN = "123456:AAbot-token_value"
 ENV = {"BOT_TOKEN": TOKEN}
@@ -118,3 +120,39 @@ def test_a_bot_needs_a_chat_channel(tmp_path: Path) -> None:
     assert "a bot's handlers run on chat channels, and none is configured" in str(
         caught.value.problems
     )
+
+
+def test_a_kill_9_while_a_handler_waits_runs_nothing_twice(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with FakeTelegram(token=TOKEN) as tg:
+        ann = tg.user("Ann", username="ann")
+        chat = tg.private_chat(ann)
+        text = config(tmp_path, tg.api_base, ann=ann.id)
+
+        def texts() -> list[str]:
+            return [m.text for m in tg.bot_messages(chat)]
+
+        with serving(tmp_path, text, env=ENV, data_dir=data) as served:
+            tg.send_user_message(chat, ann, "/deploy hotfix")
+            asked = tg.wait_for(lambda: [m for m in tg.bot_messages(chat) if m.buttons])[0]
+            served.kill()  # the handler dies waiting for the answer
+        with serving(tmp_path, text, env=ENV, data_dir=data) as again:
+            tg.press_button(chat, ann, asked.message_id, asked.callback_data[0])
+            tg.wait_for(lambda: tg.callback_answers)
+            tg.send_user_message(chat, ann, "/deploys")
+            tg.wait_for(lambda: "No deploys from this chat yet." in texts())
+            assert again.stop() == 0
+        assert [t for t in texts() if t.startswith("Deploy hotfix")] == [
+            "Deploy hotfix to production?"
+        ], "asked once: the message was not handled again after the restart"
+        assert [a.text for a in tg.callback_answers] == ["This question is closed."]
+        assert not any(t.startswith("agent:") for t in texts()), "nothing deployed"
+
+    async def handled() -> list[str]:
+        async with SQLiteStore(data / "sessions.db") as store:
+            (conv,) = await store.conversations()
+            return [
+                e.data["text"] for e in await store.read(conv.id) if e.type == "message.handled"
+            ]
+
+    assert anyio.run(handled) == ["/deploy hotfix", "/deploys"], "each kept once"
