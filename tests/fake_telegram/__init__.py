@@ -17,18 +17,38 @@ People and places: ``user``, ``private_chat``, ``group``, ``supergroup``
 ``add_file``. What the bot did: ``messages``/``bot_messages``/``message``
 (as people see them now), ``drafts``/``active_draft``, ``requests``/``calls``,
 ``send_count``, ``callback_answers``/``unanswered_callbacks``,
-``chat_actions``, ``pending_updates``, ``webhook``, ``commands``,
-``file_bytes``. Faults: ``rate_limit``, ``fail``, ``block``/``unblock``,
-``clear_faults``, ``limits``. Waiting: ``wait_for`` (blocking) and
-``until`` (async).
+``chat_actions``, ``pending_updates``, ``webhook``, ``webhook_calls``,
+``commands``, ``file_bytes``. Faults: ``rate_limit``, ``fail``,
+``block``/``unblock``, ``clear_faults``, ``limits``. Waiting: ``wait_for``
+(blocking) and ``until`` (async).
+
+Webhooks: after ``setWebhook``, ``getUpdates`` answers 409 and every update
+(``send_user_message``, ``press_button`` and the rest, unchanged) is POSTed
+to the webhook with the secret header instead, tried again a few times when
+not answered 2xx (``webhook_attempts``, ``webhook_retry_secs``);
+``webhook_calls`` lists the POSTs and ``getWebhookInfo`` reports the last
+error in Telegram's words.
 
 Known simplifications: Markdown parse modes are not parsed (HTML is, tags
-checked); text length counts code points; webhooks are recorded, never
-called; inline messages, other chats' replies, media groups and most
-methods are not there (a call answers 404 "Not Found").
+checked); text length counts code points; a webhook gets one update at a
+time whatever its ``max_connections``, and is called only on loopback (where,
+as with a local Bot API server, http:// and any port are accepted); inline
+messages, other chats' replies, media groups and most methods are not there
+(a call answers 404 "Not Found").
 """
 
-from .model import Button, CallbackAnswer, Chat, ChatAction, Draft, Limits, Request, Shown, User
+from .model import (
+    Button,
+    CallbackAnswer,
+    Chat,
+    ChatAction,
+    Draft,
+    Limits,
+    Request,
+    Shown,
+    User,
+    WebhookCall,
+)
 from .server import FakeTelegram, redact
 from .wire import ApiError
 
@@ -44,5 +64,6 @@ __all__ = [
     "Request",
     "Shown",
     "User",
+    "WebhookCall",
     "redact",
 ]

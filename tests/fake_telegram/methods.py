@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from .model import CallbackAnswer, ChatAction, Draft
-from .wire import HTML_TAGS, ApiError, Upload, bad_request, visible_text
+from .wire import HTML_TAGS, ApiError, Upload, bad_request, is_loopback_url, visible_text
 from .world import MAX_DOWNLOAD_BYTES, Stored, World
 
 #: "Text of the message to be sent, 1-4096 characters after entities parsing."
@@ -40,6 +42,12 @@ CONFLICT_WEBHOOK = (
     "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
     "the webhook first"
 )
+#: The ports Telegram sends webhook requests to.
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+#: setWebhook's max_connections when none is given.
+DEFAULT_MAX_CONNECTIONS = 40
+#: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -132,26 +140,53 @@ def delete_webhook(w: World, p: Params, u: Uploads) -> Any:
 
 
 def set_webhook(w: World, p: Params, u: Uploads) -> Any:
+    """Telegram's checks of the URL and the secret. As a local Bot API server
+    does, the fake also takes http:// and any port on this machine (where
+    it sends updates: it never calls beyond loopback)."""
     url = p.get("url")
     if url is None:
         raise bad_request("url is empty")
     if url == "":
         return delete_webhook(w, p, u)
-    if not str(url).startswith("https://"):
+    url = str(url)
+    local = is_loopback_url(url)
+    if not url.startswith("https://") and not (local and url.startswith("http://")):
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    try:
+        port = urlsplit(url).port or 443
+    except ValueError:
+        raise bad_request("bad webhook: Wrong port number specified in the URL") from None
+    if not local and port not in WEBHOOK_PORTS:
+        raise bad_request("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+    secret = p.get("secret_token")
+    if secret is not None and not SECRET_TOKEN.fullmatch(str(secret)):
+        raise bad_request("secret token contains unallowed characters")
     keep = ("url", "secret_token", "allowed_updates", "max_connections", "ip_address")
     w._webhook = {k: p[k] for k in keep if k in p}
+    w._hook_tries.clear()
+    w._hook_retry_at = 0.0
     if p.get("drop_pending_updates"):
         w._updates.clear()
     return True
 
 
 def get_webhook_info(w: World, p: Params, u: Uploads) -> Any:
-    return {
-        "url": (w._webhook or {}).get("url", ""),
+    hook = w._webhook
+    info: dict[str, Any] = {
+        "url": "" if hook is None else hook["url"],
         "has_custom_certificate": False,
         "pending_update_count": len(w._updates),
     }
+    if hook is None:
+        return info
+    if hook.get("ip_address"):
+        info["ip_address"] = hook["ip_address"]
+    if w._hook_error is not None:
+        info["last_error_date"], info["last_error_message"] = w._hook_error
+    info["max_connections"] = hook.get("max_connections") or DEFAULT_MAX_CONNECTIONS
+    if hook.get("allowed_updates"):
+        info["allowed_updates"] = list(hook["allowed_updates"])
+    return info
 
 
 def set_my_commands(w: World, p: Params, u: Uploads) -> Any:

@@ -121,6 +121,24 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookCall:
+    """One POST of an update to the bot's webhook, and how it was answered."""
+
+    update_id: int
+    url: str
+    status: int | None
+    """The HTTP status of the answer; None when there was none (refused, timed out)."""
+    error: str
+    """Telegram's words for a failure, as getWebhookInfo's last_error_message; "" on 2xx."""
+    secret_token: str | None
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackAnswer:
     """An ``answerCallbackQuery`` call, matched to the press it answers."""
 

@@ -3,11 +3,18 @@
 Paths are Telegram's: ``/bot{TOKEN}/{method}`` for calls (GET or POST;
 query string, JSON, form or multipart bodies) and ``/file/bot{TOKEN}/{path}``
 for downloads. Its log (logger ``fake_telegram``) never shows the token.
+
+While a webhook is set, a thread POSTs each update to it, one at a time, in
+order, with the ``X-Telegram-Bot-Api-Secret-Token`` header, as Telegram
+does; an answer other than 2xx (or none) is tried again after a short pause,
+a few times (``World.webhook_attempts``), then given up. Only a webhook on
+loopback is ever called: the fake sends nothing beyond this machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import re
@@ -18,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
-from .wire import ApiError, decode_body
+from .wire import ApiError, decode_body, is_loopback_url
 from .world import World
 
 LOG = logging.getLogger("fake_telegram")
@@ -30,6 +37,11 @@ IDLE_SECS = 60.0
 SHUTDOWN_POLL_SECS = 0.02
 #: The largest request body read; Telegram takes uploads of up to 50 MB.
 MAX_BODY_BYTES = 50 * 1024 * 1024
+#: How long a webhook POST waits for its answer (a handler may download
+#: files first); Telegram waits about a minute.
+WEBHOOK_TIMEOUT_SECS = 30.0
+#: The header Telegram sends the webhook's secret in.
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 _CALL = re.compile(r"/bot([^/]*)/([A-Za-z0-9_]+)/?")
 _FILE = re.compile(r"/file/bot([^/]*)/(.+)")
@@ -66,6 +78,7 @@ class FakeTelegram(World):
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
 
     @property
     def api_base(self) -> str:
@@ -85,6 +98,10 @@ class FakeTelegram(World):
             daemon=True,
         )
         self._thread.start()
+        self._sender = threading.Thread(
+            target=self._send_updates, name="fake-telegram-webhook", daemon=True
+        )
+        self._sender.start()
         LOG.info("fake Telegram Bot API on %s", self.api_base)
         return self
 
@@ -98,12 +115,66 @@ class FakeTelegram(World):
             self._server.close_connections()
         if self._thread is not None:
             self._thread.join()
+        if self._sender is not None:
+            self._sender.join()
+
+    def _send_updates(self) -> None:
+        """The webhook sender: wait for an update that is due, POST it with
+        the lock released (the bot calls the fake while it handles it), then
+        record the answer."""
+        while True:
+            with self._cond:
+                due = self._webhook_due()
+                while due is None and not self._closing:
+                    self._cond.wait(self._webhook_wait())
+                    due = self._webhook_due()
+                if due is None:
+                    return
+            url, secret, update = due
+            status, error = post_update(url, secret, update)
+            with self._cond:
+                self._webhook_answered(update, url, secret, status, error)
 
     def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def post_update(url: str, secret: str | None, update: dict[str, Any]) -> tuple[int | None, str]:
+    """POST one update to a webhook on loopback as Telegram does: the HTTP
+    status (None: no answer) and, for a failure, Telegram's words for it."""
+    parts = urlsplit(url)
+    if not is_loopback_url(url):  # never beyond this machine
+        return None, "the fake sends webhook requests only to loopback"
+    body = json.dumps(update).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    if parts.scheme != "http":
+        # A test's bridge listens on plain HTTP; TLS is a reverse proxy's job.
+        return None, "the fake calls webhooks over http:// only"
+    conn = http.client.HTTPConnection(host, port, timeout=WEBHOOK_TIMEOUT_SECS)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    try:
+        conn.request("POST", target, body, headers)
+        answer = conn.getresponse()
+        answer.read()
+    except ConnectionRefusedError:
+        return None, "Connection refused"
+    except TimeoutError:
+        return None, "Connection timed out"
+    except OSError as exc:
+        return None, f"Connection failed: {exc.strerror or exc}"
+    finally:
+        conn.close()
+    if 200 <= answer.status < 300:
+        return answer.status, ""
+    return answer.status, f"Wrong response from the webhook: {answer.status} {answer.reason}"
 
 
 class _Server(ThreadingHTTPServer):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 #: Fields Telegram reads as integers. Form bodies carry every value as a
 #: string, and Telegram also accepts "123" for an integer in a JSON body.
@@ -90,6 +91,21 @@ class ApiError(Exception):
 
 def bad_request(what: str) -> ApiError:
     return ApiError(400, f"Bad Request: {what}")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine: the only place the fake sends
+    webhook requests to."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- bodies ------------------------------------------------------------------

@@ -31,8 +31,9 @@ from .model import (
     Request,
     Shown,
     User,
+    WebhookCall,
 )
-from .wire import ApiError, Upload, detect_entities
+from .wire import ApiError, Upload, detect_entities, is_loopback_url
 
 T = TypeVar("T")
 
@@ -107,6 +108,12 @@ class World:
     replies to the bot reach it. Off by default so that tests can check a
     channel ignores what it should."""
     first_update_id: int = 700_000_001
+    webhook_attempts: int = 4
+    """How many times an update is POSTed to a webhook that does not answer
+    2xx before it is given up, as Telegram gives up "after a reasonable
+    amount of attempts" (it spaces them out far more)."""
+    webhook_retry_secs: float = 0.2
+    """The pause before sending a refused update again."""
 
     bot: User = field(init=False)
     _cond: threading.Condition = field(init=False, repr=False)
@@ -127,6 +134,10 @@ class World:
         self._poll_seq = 0
         self._allowed_updates: list[str] | None = None
         self._webhook: dict[str, Any] | None = None
+        self._hook_calls: list[WebhookCall] = []
+        self._hook_tries: dict[int, int] = {}
+        self._hook_error: tuple[int, str] | None = None
+        self._hook_retry_at = 0.0
         self._commands: list[dict[str, Any]] = []
         self._files: dict[str, StoredFile] = {}
         self._paths: dict[str, StoredFile] = {}
@@ -416,6 +427,54 @@ class World:
         self._next_update_id += 1
         self._cond.notify_all()
 
+    # -- webhook delivery (the sending is the server's) -------------------------
+
+    def _webhook_due(self) -> tuple[str, str | None, dict[str, Any]] | None:
+        """The next update to POST to the webhook now, with its URL and secret;
+        None when there is none, or no webhook on loopback, or a retry waits.
+        Kinds the webhook did not ask for are dropped, as Telegram never
+        queues them. Called with the lock held."""
+        hook = self._webhook
+        if hook is None or self._closing or not is_loopback_url(hook["url"]):
+            return None
+        allowed = hook.get("allowed_updates") or None
+        if allowed is not None:
+            self._updates = [u for u in self._updates if u[1] in allowed]
+        if not self._updates or time.monotonic() < self._hook_retry_at:
+            return None
+        uid, kind, payload = self._updates[0]
+        return (
+            hook["url"],
+            hook.get("secret_token"),
+            {"update_id": uid, kind: copy.deepcopy(payload)},
+        )
+
+    def _webhook_wait(self) -> float | None:
+        """How long the sender may sleep before something could be due."""
+        left = self._hook_retry_at - time.monotonic()
+        return left if left > 0 else None
+
+    def _webhook_answered(
+        self, update: dict[str, Any], url: str, secret: str | None, status: int | None, error: str
+    ) -> None:
+        """Record one POST: a 2xx confirms the update; anything else is tried
+        again after a pause, until ``webhook_attempts`` is spent."""
+        uid = int(update["update_id"])
+        call = WebhookCall(uid, url, status, error, secret, self.clock())
+        self._hook_calls.append(call)
+        if call.ok:
+            self._hook_tries.pop(uid, None)
+            self._updates = [u for u in self._updates if u[0] != uid]
+        else:
+            self._hook_error = (int(self.clock()), error)
+            tries = self._hook_tries.get(uid, 0) + 1
+            self._hook_tries[uid] = tries
+            if tries >= self.webhook_attempts:
+                self._updates = [u for u in self._updates if u[0] != uid]
+            else:
+                self._hook_retry_at = time.monotonic() + self.webhook_retry_secs
+        self._cond.notify_all()
+
     def _chat(self, chat_id: Any) -> Chat:
         chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
         if chat is None:
@@ -652,6 +711,12 @@ class World:
     def webhook(self) -> dict[str, Any] | None:
         with self._cond:
             return None if self._webhook is None else dict(self._webhook)
+
+    @property
+    def webhook_calls(self) -> list[WebhookCall]:
+        """Every POST of an update to the webhook so far, in order."""
+        with self._cond:
+            return list(self._hook_calls)
 
     @property
     def commands(self) -> list[dict[str, Any]]:
