@@ -1,9 +1,12 @@
 """The Telegram channel (platform adapter, channel worker, delivery) against
-the fake Bot API on loopback, with the real python-telegram-bot in between."""
+the fake Bot API on loopback, with the real python-telegram-bot in between.
+Most tests run twice: receiving by long polling, and by webhook (the fake
+POSTs the updates to the HTTP app's webhook route, served by uvicorn)."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,14 +15,21 @@ from pathlib import Path
 
 import anyio
 import pytest
+import uvicorn
+from anyio.abc import TaskGroup
 from chat_kit import ASKER
 from fake_telegram import FakeTelegram
+from pydantic import SecretStr
 
 from bridge.channels import reply_plan as rp
 from bridge.channels.delivery import Delivery
+from bridge.channels.http.app import ApiRoute, create_app
 from bridge.channels.inbound import ChannelAccess, ChannelWorker
-from bridge.channels.telegram import TelegramPlatform
+from bridge.channels.platform import Incoming, Press
+from bridge.channels.telegram import HANDLE_ATTEMPTS, TelegramPlatform
+from bridge.channels.telegram_webhook import Webhook, webhook_hook
 from bridge.conversations.dispatcher import Dispatcher
+from bridge.server.serve import bind
 from bridge.store.memory import MemoryStore
 from bridge.store.records import Route
 from bridge.turn.profile import Profile
@@ -30,6 +40,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
 ]
 TOKEN = "123456:AAtest-token_value"
+SECRET = "hook-secret_0123456789abcdef"
 ROUTE = Route("bundled:test", "/", "test")
 ANN_ID = 5001
 
@@ -54,13 +65,24 @@ def agent(tmp: Path, script: str) -> Profile:
     return Profile(command="/bin/sh", args=[str(path)], timeout_secs=20)
 
 
+@pytest.fixture(params=["polling", "webhook"])
+def receiving(request: pytest.FixtureRequest) -> str:
+    """How the bot receives: each test runs both ways."""
+    return str(request.param)
+
+
 @asynccontextmanager
 async def telegram_bridge(
-    tmp: Path, profile: Profile, *, policy: str = "pairing"
+    tmp: Path, profile: Profile, receiving: str, *, policy: str = "pairing"
 ) -> AsyncIterator[tuple[FakeTelegram, Dispatcher]]:
     with FakeTelegram(token=TOKEN) as tg:
+        sock = bind("127.0.0.1", 0) if receiving == "webhook" else None
+        webhook = None
+        if sock is not None:
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/telegram/hook"
+            webhook = Webhook(url, SecretStr(SECRET))
         platform = TelegramPlatform(
-            TOKEN, api_base=tg.api_base, files_dir=tmp / "files", poll_timeout=1
+            TOKEN, api_base=tg.api_base, files_dir=tmp / "files", poll_timeout=1, webhook=webhook
         )
         async with MemoryStore() as store, Dispatcher(store, {ROUTE: profile}) as d:
             await platform.start()
@@ -71,11 +93,24 @@ async def telegram_bridge(
             )
             worker = ChannelWorker(platform, d, ROUTE, rules)
             async with anyio.create_task_group() as tg_tasks:
+                if sock is not None:
+                    serve_webhook(tg_tasks, platform, d, sock)
                 tg_tasks.start_soon(platform.run, worker)
                 tg_tasks.start_soon(Delivery(platform, d, quick).run)
                 yield tg, d
                 tg_tasks.cancel_scope.cancel()
             await platform.close()
+        if sock is not None:
+            sock.close()
+
+
+def serve_webhook(
+    tasks: TaskGroup, platform: TelegramPlatform, d: Dispatcher, sock: socket.socket
+) -> None:
+    """The HTTP app with the platform's webhook route, served on ``sock``."""
+    app = create_app(d, [ApiRoute("test", ROUTE)], page=False, hooks=[webhook_hook(platform)])
+    config = uvicorn.Config(app, log_config=None, lifespan="off")
+    tasks.start_soon(uvicorn.Server(config).serve, [sock])
 
 
 async def replies(tg: FakeTelegram, chat: object, n: int = 1) -> list[str]:
@@ -83,7 +118,9 @@ async def replies(tg: FakeTelegram, chat: object, n: int = 1) -> list[str]:
     return [m.text for m in shown]
 
 
-async def test_a_private_chat_streams_a_draft_and_ends_with_the_reply(tmp_path: Path) -> None:
+async def test_a_private_chat_streams_a_draft_and_ends_with_the_reply(
+    tmp_path: Path, receiving: str
+) -> None:
     profile = agent(
         tmp_path,
         """
@@ -92,7 +129,7 @@ async def test_a_private_chat_streams_a_draft_and_ends_with_the_reply(tmp_path: 
         echo "all done: $AGENT_MESSAGE (resumed '$AGENT_SESSION_ID')"
         """,
     )
-    async with telegram_bridge(tmp_path, profile) as (tg, _):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         chat = tg.private_chat(ann)
         tg.send_user_message(chat, ann, "hello")
@@ -104,9 +141,11 @@ async def test_a_private_chat_streams_a_draft_and_ends_with_the_reply(tmp_path: 
         assert texts[-1] == "all done: again (resumed 's-1')"
 
 
-async def test_a_stranger_is_given_a_code_and_answered_once_approved(tmp_path: Path) -> None:
+async def test_a_stranger_is_given_a_code_and_answered_once_approved(
+    tmp_path: Path, receiving: str
+) -> None:
     profile = agent(tmp_path, 'echo "hi $AGENT_MESSAGE"\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, d):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, d):
         eve = tg.user("Eve", username="eve")
         chat = tg.private_chat(eve)
         tg.send_user_message(chat, eve, "let me in")
@@ -119,9 +158,9 @@ async def test_a_stranger_is_given_a_code_and_answered_once_approved(tmp_path: P
         assert texts[-1] == "hi please"
 
 
-async def test_a_group_answers_only_when_mentioned(tmp_path: Path) -> None:
+async def test_a_group_answers_only_when_mentioned(tmp_path: Path, receiving: str) -> None:
     profile = agent(tmp_path, 'echo "seen: $AGENT_MESSAGE"\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, _):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         group = tg.group("Team")
         tg.send_user_message(group, ann, "just chatting")
@@ -131,8 +170,8 @@ async def test_a_group_answers_only_when_mentioned(tmp_path: Path) -> None:
         assert not tg.drafts(group), "groups stream by editing, not drafts"
 
 
-async def test_approval_buttons_work_for_the_owner_only(tmp_path: Path) -> None:
-    async with telegram_bridge(tmp_path, ASKER) as (tg, _):
+async def test_approval_buttons_work_for_the_owner_only(tmp_path: Path, receiving: str) -> None:
+    async with telegram_bridge(tmp_path, ASKER, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         bob = tg.user("Bob", username="bob")
         group = tg.group("Team")
@@ -150,10 +189,12 @@ async def test_approval_buttons_work_for_the_owner_only(tmp_path: Path) -> None:
         assert shown.text.startswith("Allowed: Bash (answered by ann)") and not shown.buttons
 
 
-async def test_a_rate_limit_storm_still_delivers_the_whole_reply(tmp_path: Path) -> None:
+async def test_a_rate_limit_storm_still_delivers_the_whole_reply(
+    tmp_path: Path, receiving: str
+) -> None:
     long = " ".join(f"w{i}" for i in range(1200))  # more than one 4,096-character message
     profile = agent(tmp_path, f'echo "{long}"\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, _):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         group = tg.group("Team")
         tg.rate_limit("sendMessage", retry_after=1, times=3)
@@ -164,22 +205,22 @@ async def test_a_rate_limit_storm_still_delivers_the_whole_reply(tmp_path: Path)
 
 
 async def test_the_token_never_reaches_the_logs_or_the_agent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, receiving: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     profile = agent(tmp_path, 'env | grep -c "AAtest" || true\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, _):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         chat = tg.private_chat(ann)
         tg.send_user_message(chat, ann, "hi")
         (text,) = await replies(tg, chat)
     assert text.strip() == "0", "the agent's environment holds no token"
-    assert "AAtest" not in caplog.text
+    assert "AAtest" not in caplog.text and SECRET not in caplog.text
 
 
-async def test_a_photo_reaches_the_agent_as_a_local_file(tmp_path: Path) -> None:
+async def test_a_photo_reaches_the_agent_as_a_local_file(tmp_path: Path, receiving: str) -> None:
     profile = agent(tmp_path, 'echo "$AGENT_ATTACHMENTS"\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, _):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, _):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         chat = tg.private_chat(ann)
         tg.send_photo(chat, ann, b"\xff\xd8fake-jpeg", caption="what is this?")
@@ -189,7 +230,9 @@ async def test_a_photo_reaches_the_agent_as_a_local_file(tmp_path: Path) -> None
     assert path.read_bytes() == b"\xff\xd8fake-jpeg"
 
 
-async def test_two_chats_and_a_forum_topic_are_three_conversations(tmp_path: Path) -> None:
+async def test_two_chats_and_a_forum_topic_are_three_conversations(
+    tmp_path: Path, receiving: str
+) -> None:
     profile = agent(
         tmp_path,
         """
@@ -198,7 +241,7 @@ async def test_two_chats_and_a_forum_topic_are_three_conversations(tmp_path: Pat
         echo "$AGENT_MESSAGE after '$AGENT_SESSION_ID'"
         """,
     )
-    async with telegram_bridge(tmp_path, profile, policy="open") as (tg, d):
+    async with telegram_bridge(tmp_path, profile, receiving, policy="open") as (tg, d):
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         bob = tg.user("Bob", username="bob")
         first, second = tg.private_chat(ann), tg.private_chat(bob)
@@ -219,9 +262,9 @@ async def test_two_chats_and_a_forum_topic_are_three_conversations(tmp_path: Pat
     assert len(convs) == 3 and any("/" in c.key.key for c in convs)
 
 
-async def test_a_denied_code_lets_nobody_in(tmp_path: Path) -> None:
+async def test_a_denied_code_lets_nobody_in(tmp_path: Path, receiving: str) -> None:
     profile = agent(tmp_path, 'echo "hi $AGENT_MESSAGE"\n')
-    async with telegram_bridge(tmp_path, profile) as (tg, d):
+    async with telegram_bridge(tmp_path, profile, receiving) as (tg, d):
         eve = tg.user("Eve", username="eve")
         chat = tg.private_chat(eve)
         tg.send_user_message(chat, eve, "let me in")
@@ -237,23 +280,9 @@ async def test_a_denied_code_lets_nobody_in(tmp_path: Path) -> None:
 async def test_an_update_that_fails_is_tried_again_before_it_is_confirmed(
     tmp_path: Path,
 ) -> None:
-    from bridge.channels.platform import Incoming, Press
-
-    class Flaky:
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        async def message(self, incoming: Incoming) -> None:
-            self.seen.append(incoming.text)
-            if len(self.seen) == 1:
-                raise RuntimeError("the store is busy for a moment")
-
-        async def press(self, press: Press) -> str:
-            return ""
-
+    inbox = Flaky(fail=1)
     with FakeTelegram(token=TOKEN) as tg:
         platform = TelegramPlatform(TOKEN, api_base=tg.api_base, files_dir=tmp_path, poll_timeout=1)
-        inbox = Flaky()
         ann = tg.user("Ann", username="ann", id=ANN_ID)
         tg.send_user_message(tg.private_chat(ann), ann, "hello")
         async with anyio.create_task_group() as tasks:
@@ -264,3 +293,45 @@ async def test_an_update_that_fails_is_tried_again_before_it_is_confirmed(
             tasks.cancel_scope.cancel()
         await platform.close()
     assert inbox.seen == ["hello", "hello"]
+
+
+async def test_a_webhook_update_that_keeps_failing_is_refused_and_sent_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = Flaky(fail=HANDLE_ATTEMPTS)  # every try of the first delivery fails
+    with FakeTelegram(token=TOKEN) as tg:
+        sock = bind("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+        platform = TelegramPlatform(
+            TOKEN, api_base=tg.api_base, files_dir=tmp_path, webhook=Webhook(url, SecretStr(SECRET))
+        )
+        ann = tg.user("Ann", username="ann", id=ANN_ID)
+        tg.send_user_message(tg.private_chat(ann), ann, "hello")
+        async with MemoryStore() as store, Dispatcher(store, {ROUTE: ASKER}) as d:
+            await platform.start()
+            async with anyio.create_task_group() as tasks:
+                serve_webhook(tasks, platform, d, sock)
+                tasks.start_soon(platform.run, inbox)
+                await tg.until(lambda: [c for c in tg.webhook_calls if c.ok], timeout=20)
+                tasks.cancel_scope.cancel()
+        await platform.close()
+        sock.close()
+    assert [c.status for c in tg.webhook_calls] == [503, 200]
+    assert inbox.seen == ["hello"] * (HANDLE_ATTEMPTS + 1)
+    assert "could not be handled; answered 503: Telegram sends it again" in caplog.text
+
+
+class Flaky:
+    """An inbox whose first ``fail`` messages fail, as a busy store would."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.seen: list[str] = []
+
+    async def message(self, incoming: Incoming) -> None:
+        self.seen.append(incoming.text)
+        if len(self.seen) <= self.fail:
+            raise RuntimeError("the store is busy for a moment")
+
+    async def press(self, press: Press) -> str:
+        return ""

@@ -1,11 +1,16 @@
 """Telegram, through python-telegram-bot's :class:`telegram.Bot`.
 
 :class:`TelegramPlatform` is the :class:`~bridge.channels.platform.Platform`
-of a Telegram bot. It receives by long polling ``getUpdates`` itself, one
-update at a time, and moves the offset past an update only after the inbox
-returned, so an update the bridge crashed on comes again (and the log
-recognises it by its id). Only one process may poll a token: Telegram
-answers a second one 409, which is reported plainly.
+of a Telegram bot. By default it receives by long polling ``getUpdates``
+itself, one update at a time, and moves the offset past an update only
+after the inbox returned, so an update the bridge crashed on comes again
+(and the log recognises it by its id). Telegram refuses ``getUpdates`` (409
+Conflict) to a second process polling the token and while a webhook is set,
+so polling starts by deleting any webhook, and a 409 is reported plainly.
+With a :class:`~bridge.channels.telegram_webhook.Webhook`, Telegram POSTs
+the updates instead (:mod:`bridge.channels.telegram_webhook`); either way an
+update is turned into an :class:`Incoming` or a :class:`Press` in one place,
+:meth:`TelegramPlatform.take`.
 
 - A conversation is a private chat, a group, or a forum topic: the thread
   key is the chat id, with ``/TOPIC`` for a topic.
@@ -36,8 +41,9 @@ from agentproc import wire
 from . import reply_plan as rp
 from .errors import NotModified, PlatformError, RateLimited, Unreachable
 from .platform import Button, Capabilities, Inbox, Incoming, Platform, Press
+from .telegram_webhook import Gate, Webhook
 
-__all__ = ["TelegramPlatform", "limits_for", "thread_key"]
+__all__ = ["ALLOWED_UPDATES", "TelegramPlatform", "limits_for", "thread_key"]
 
 log = logging.getLogger("bridge.channels.telegram")
 
@@ -46,6 +52,9 @@ HANDLE_ATTEMPTS = 3
 
 #: Telegram's default Bot API server.
 API_BASE = "https://api.telegram.org"
+
+#: The kinds of update the channel handles; Telegram sends no others.
+ALLOWED_UPDATES = ("message", "callback_query")
 
 
 def thread_key(chat_id: int, topic: int | None = None) -> str:
@@ -76,6 +85,7 @@ class TelegramPlatform(Platform):
         api_base: str = API_BASE,
         files_dir: Path,
         poll_timeout: int = 30,
+        webhook: Webhook | None = None,
     ) -> None:
         from telegram import Bot
 
@@ -83,12 +93,17 @@ class TelegramPlatform(Platform):
         self.bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
         self.files_dir = files_dir
         self.poll_timeout = poll_timeout
+        self.webhook = webhook
+        self.gate = Gate()
         self.username = ""
         self._bot_id = 0
         _quiet_token_loggers()
 
     async def start(self) -> None:
-        """Log in (getMe): learns the bot's name, for mentions."""
+        """Log in (getMe): learns the bot's name, for mentions. Then tell
+        Telegram how updates are to come: ``setWebhook`` with a webhook,
+        otherwise ``deleteWebhook``, since no update can be polled while one
+        is set. Neither drops the updates waiting."""
         from telegram.error import TelegramError
 
         try:
@@ -97,14 +112,39 @@ class TelegramPlatform(Platform):
             raise _converted(exc) from None
         self.username = self.bot.username or ""
         self._bot_id = self.bot.id
+        hook = self.webhook
+        try:
+            if hook is None:
+                await self.bot.delete_webhook(drop_pending_updates=False)
+            else:
+                await self.bot.set_webhook(
+                    hook.url,
+                    secret_token=hook.secret.get_secret_value(),
+                    allowed_updates=list(ALLOWED_UPDATES),
+                    max_connections=hook.max_connections,
+                    drop_pending_updates=False,
+                )
+        except TelegramError as exc:
+            what = "delete the webhook" if hook is None else f"set the webhook to {hook.url}"
+            raise PlatformError(f"telegram: cannot {what}: {exc}") from None
+        if hook is not None:
+            log.info("telegram: updates come by webhook to %s", hook.url)
 
     # --- receiving
 
     async def run(self, inbox: Inbox) -> None:
-        from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
-
         if not self._bot_id:
             await self.start()
+        if self.webhook is not None:
+            # Telegram POSTs the updates to the HTTP route (webhook_hook),
+            # which hands them to the inbox while this holds the gate open.
+            await self.gate.hold(inbox)
+        else:
+            await self._poll(inbox)
+
+    async def _poll(self, inbox: Inbox) -> None:
+        from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
+
         offset: int | None = None
         pause = 1.0
         while True:
@@ -113,14 +153,11 @@ class TelegramPlatform(Platform):
                     offset=offset,
                     timeout=self.poll_timeout,
                     read_timeout=self.poll_timeout + 10,
-                    allowed_updates=["message", "callback_query"],
+                    allowed_updates=list(ALLOWED_UPDATES),
                 )
                 pause = 1.0
-            except Conflict:
-                log.error(
-                    "telegram: another process is polling this bot's token; "
-                    "only one bridge may run a Telegram bot at a time"
-                )
+            except Conflict as exc:
+                log.error("telegram: %s; trying again in %g s", _conflict(exc), pause)
                 await anyio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
@@ -133,26 +170,36 @@ class TelegramPlatform(Platform):
                 pause = min(pause * 2, 30.0)
                 continue
             for update in updates:
-                await self._handle_patiently(inbox, update)
-                # Confirmed (by the next getUpdates) only once handled.
+                # An update that fails every time is skipped, so that one bad
+                # update cannot stop the bot; it is confirmed (by the next
+                # getUpdates) only once handled or skipped.
+                await self.take(inbox, update, then="skipped")
                 offset = update.update_id + 1
 
-    async def _handle_patiently(self, inbox: Inbox, update: Any) -> None:
-        """Handle an update, trying again a few times when it fails (the store
-        may be busy for a moment); an update that fails every time is logged
-        and skipped, so one bad update cannot stop the bot."""
+    def update_of(self, data: dict[str, Any]) -> Any:
+        """A webhook's JSON update as python-telegram-bot's ``Update``, read
+        as ``getUpdates`` reads each of its own; raises when it cannot be."""
+        from telegram import Update
+
+        return Update.de_json(data, self.bot)
+
+    async def take(self, inbox: Inbox, update: Any, *, then: str) -> bool:
+        """Hand an update to the inbox, however it arrived, trying again a few
+        times when that fails (the store may be busy for a moment). False
+        when every try failed: that is logged, saying ``then`` happens."""
         for attempt in range(1, HANDLE_ATTEMPTS + 1):
             try:
                 await self._handle(inbox, update)
-                return
+                return True
             except Exception:
                 if attempt == HANDLE_ATTEMPTS:
                     log.exception(
-                        "telegram: update %s could not be handled; skipped", update.update_id
+                        "telegram: update %s could not be handled; %s", update.update_id, then
                     )
-                    return
+                    return False
                 log.warning("telegram: update %s failed; trying again", update.update_id)
                 await anyio.sleep(attempt)
+        return False
 
     async def _handle(self, inbox: Inbox, update: Any) -> None:
         if update.callback_query is not None:
@@ -287,6 +334,23 @@ class TelegramPlatform(Platform):
 
     async def close(self) -> None:
         await self.bot.shutdown()
+
+
+def _conflict(exc: Exception) -> str:
+    """What a 409 from getUpdates means, in words: a webhook is set, or
+    another process polls the token."""
+    said = str(exc)  # "Conflict: ..." in Telegram's words
+    if "webhook" in said.lower():
+        return (
+            f"a webhook is set for this bot, so Telegram gives no updates to polling (409: "
+            f"{said}). Another program, or a bridge with channels.telegram.webhook, set it, "
+            "and updates go there instead: stop that one and restart this bridge (it deletes "
+            "the webhook as it starts), or give this bridge the same webhook config"
+        )
+    return (
+        f"another process is polling this bot's token (409: {said}); only one bridge may "
+        "run a Telegram bot at a time"
+    )
 
 
 def _quiet_token_loggers() -> None:

@@ -9,7 +9,7 @@ it was (4xx: the request's; 503: shutting down; 500: ours, logged).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
@@ -45,7 +45,7 @@ from .models import (
     TurnOut,
 )
 
-__all__ = ["ApiRoute", "create_app"]
+__all__ = ["ApiRoute", "Hook", "create_app"]
 
 #: Statuses a Busy refusal maps to: the conversation's own policy is a
 #: conflict (409); a cap is too many requests (429); a drain is 503.
@@ -80,6 +80,16 @@ class ApiRoute:
     profile: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A POST route a platform calls (a Telegram webhook). It proves itself
+    its own way, so it takes no bearer token and is not in the OpenAPI
+    document; ``endpoint`` answers, raising :class:`ApiError` to refuse."""
+
+    path: str
+    endpoint: Callable[[Request], Awaitable[Response]]
+
+
 def create_app(
     dispatcher: Dispatcher,
     routes: Sequence[ApiRoute],
@@ -88,12 +98,13 @@ def create_app(
     heartbeat_secs: float = events.DEFAULT_HEARTBEAT_SECS,
     page: bool = True,
     metrics: Callable[[], tuple[bytes, str]] | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> FastAPI:
     """The API over ``dispatcher``'s store. ``routes``: the first is the
     default. ``authenticate``: token to caller (None: open to everyone, for
     loopback without users). ``page``: serve the web chat page at ``/``.
     ``metrics``: what ``GET /metrics`` answers (its body and content type),
-    to any caller with a token."""
+    to any caller with a token. ``hooks``: routes platforms call."""
     if not routes:
         raise ValueError("the API needs at least one route")
     access = Access(authenticate)
@@ -476,6 +487,9 @@ def create_app(
             return FileResponse(str(static / "index.html"), media_type="text/html")
 
         app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    for hook in hooks:
+        app.add_route(hook.path, hook.endpoint, methods=["POST"], include_in_schema=False)
 
     return app
 
