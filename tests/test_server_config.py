@@ -777,6 +777,147 @@ def test_a_bad_telegram_section_names_the_field(
     assert BOT["BOT_TOKEN"] not in problem and "not a token" not in problem
 
 
+HOOK = {**BOT, "HOOK_SECRET": "hook-secret_0123456789abcdef"}
+HOOK_URL = "https://bot.example.com/telegram/webhook"
+
+
+def test_a_telegram_webhook_is_configured_with_its_secret_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        channels:
+          telegram:
+            token_env: BOT_TOKEN
+            webhook:
+              url: {HOOK_URL}
+              secret_env: HOOK_SECRET
+        """,
+    )
+    config = load_config(path, env=HOOK)
+    assert config.telegram is not None and config.telegram.webhook is not None
+    hook = config.telegram.webhook
+    assert hook.url == HOOK_URL and hook.path == "/telegram/webhook"
+    assert hook.secret.get_secret_value() == HOOK["HOOK_SECRET"] and hook.max_connections == 1
+    for shown in (repr(config), config.describe()):
+        assert HOOK["HOOK_SECRET"] not in shown
+    assert f"updates by webhook to {HOOK_URL}" in config.describe()
+    polling = load_config(
+        write(tmp_path, "channels:\n  telegram: {token_env: BOT_TOKEN}\n"), env=BOT
+    )
+    assert polling.telegram is not None and polling.telegram.webhook is None
+    assert "long polling" in polling.describe()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8787/telegram/hook",
+        "http://localhost:8081/hook/",
+        "http://[::1]:8787/a.b~c/d-e_f",
+        "https://bot.example.com:8443/hook",
+    ],
+)
+def test_webhook_urls_that_can_be_served(tmp_path: Path, url: str) -> None:
+    section = f"{{token_env: BOT_TOKEN, webhook: {{url: '{url}', secret_env: HOOK_SECRET}}}}"
+    config = load_config(write(tmp_path, f"channels:\n  telegram: {section}\n"), env=HOOK)
+    assert config.telegram is not None and config.telegram.webhook is not None
+
+
+@pytest.mark.parametrize(
+    ("webhook", "env", "field", "words"),
+    [
+        (f"{{url: {HOOK_URL}}}", HOOK, "secret_env", "is required but missing"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET}}", BOT, "secret_env",
+         "HOOK_SECRET, which holds the webhook's secret, is not set"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET}}", {**BOT, "HOOK_SECRET": "short-1"},
+         "secret_env", "shorter than 16 characters"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET}}",
+         {**BOT, "HOOK_SECRET": "has spaces and: colons 0123456789"},
+         "secret_env", "a character Telegram does not allow"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET}}", {**BOT, "HOOK_SECRET": "x" * 257},
+         "secret_env", "longer than the 256 characters"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET, secret: s3cret}}", HOOK, "secret",
+         "must not be written in the file"),
+        ("{url: http://bot.example.com/hook, secret_env: HOOK_SECRET}", HOOK, "url",
+         "must be https://"),
+        ("{url: http://10.0.0.5:8787/hook, secret_env: HOOK_SECRET}", HOOK, "url",
+         "must be https://"),
+        ("{url: bot.example.com/hook, secret_env: HOOK_SECRET}", HOOK, "url",
+         "must be an https:// URL with a host"),
+        ("{url: 'https://bot.example.com/a hook', secret_env: HOOK_SECRET}", HOOK, "url",
+         "without spaces"),
+        ("{url: 'https://[::1/hook', secret_env: HOOK_SECRET}", HOOK, "url",
+         "is not a valid URL"),
+        ("{url: 'https://bot.example.com', secret_env: HOOK_SECRET}", HOOK, "url",
+         "needs a path"),
+        ("{url: 'https://bot.example.com/v1/hook', secret_env: HOOK_SECRET}", HOOK, "url",
+         "which the bridge's HTTP API serves itself"),
+        ("{url: 'https://bot.example.com/{x}', secret_env: HOOK_SECRET}", HOOK, "url",
+         "use letters, digits"),
+        ("{url: 'https://bot.example.com/hook?k=1', secret_env: HOOK_SECRET}", HOOK, "url",
+         "?query"),
+        ("{url: 'https://me:pw@bot.example.com/hook', secret_env: HOOK_SECRET}", HOOK, "url",
+         "user name or password"),
+        ("{url: 'https://bot.example.com:8787/hook', secret_env: HOOK_SECRET}", HOOK, "url",
+         "only on ports 443, 80, 88, 8443"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET, max_connections: 0}}", HOOK,
+         "max_connections", "1"),
+        (f"{{url: {HOOK_URL}, secret_env: HOOK_SECRET, sekret_env: X}}", HOOK, "sekret_env",
+         "secret_env"),
+        ("[https://bot.example.com/hook]", HOOK, "webhook", "must be"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 and "{" not in v else None,
+)  # fmt: skip
+def test_a_bad_telegram_webhook_names_the_field(
+    tmp_path: Path, webhook: str, env: dict[str, str], field: str, words: str
+) -> None:
+    section = f"{{token_env: BOT_TOKEN, webhook: {webhook}}}"
+    path = write(tmp_path, f"channels:\n  telegram: {section}\n")
+    problem = only_problem(path, env)
+    name = "channels.telegram.webhook" + ("" if field == "webhook" else f".{field}")
+    assert_problem(problem, path, 2, name, words)
+    assert "s3cret" not in problem and "0123456789abcdef" not in problem
+    assert "colons" not in problem and BOT["BOT_TOKEN"] not in problem
+
+
+def test_a_webhook_problem_is_on_its_own_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        channels:
+          telegram:
+            token_env: BOT_TOKEN
+            webhook:
+              url: http://bot.example.com/hook
+              max_connections: 2
+              secret_env: HOOK_SECRET
+        """,
+    )
+    problems = error_of(path, BOT).problems
+    assert len(problems) == 2, problems
+    assert_problem(problems[0], path, 5, "channels.telegram.webhook.url", "must be https://")
+    assert_problem(problems[1], path, 7, "channels.telegram.webhook.secret_env", "is not set")
+
+
+def test_a_webhook_needs_the_http_server(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        channels:
+          http: {{enabled: false}}
+          telegram:
+            token_env: BOT_TOKEN
+            webhook: {{url: {HOOK_URL}, secret_env: HOOK_SECRET}}
+        """,
+    )
+    problem = only_problem(path, HOOK)
+    assert_problem(
+        problem, path, 5, "channels.telegram.webhook", "channels.http.enabled: false turns it off"
+    )
+
+
 # --- the file itself -------------------------------------------------------------------------
 
 

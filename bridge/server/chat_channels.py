@@ -18,6 +18,7 @@ from bridge.channels.choices import Choices
 from bridge.channels.delivery import Delivery
 from bridge.channels.errors import PlatformError
 from bridge.channels.handlers import BotRunner
+from bridge.channels.http.app import Hook
 from bridge.channels.inbound import ChannelAccess, ChannelWorker
 from bridge.channels.platform import Platform
 from bridge.channels.thread import ThreadServices
@@ -32,13 +33,16 @@ __all__ = ["ChatChannel", "start_channels"]
 @dataclass
 class ChatChannel:
     """A channel ready to run: ``platform.run(worker)`` receives,
-    ``delivery.run()`` sends."""
+    ``delivery.run()`` sends; ``hook``, when the platform sends by webhook, is
+    the HTTP route it calls."""
 
     platform: Platform
     worker: ChannelWorker
     delivery: Delivery
     #: The bot's handlers on this channel (None: every message is the agent's).
     runner: BotRunner | None = None
+    #: The webhook route the HTTP app serves (None: the platform polls).
+    hook: Hook | None = None
 
     async def close(self) -> None:
         close = getattr(self.platform, "close", None)
@@ -53,12 +57,14 @@ async def start_channels(
     t = config.telegram
     if t is not None:
         from bridge.channels.telegram import TelegramPlatform, limits_for
+        from bridge.channels.telegram_webhook import webhook_hook
 
         platform = TelegramPlatform(
             t.token.get_secret_value(),
             api_base=t.api_base,
             files_dir=files_dir / "telegram",
             poll_timeout=t.poll_timeout,
+            webhook=t.webhook,
         )
         try:
             await platform.start()
@@ -66,7 +72,7 @@ async def start_channels(
             raise ServerError(
                 f"the Telegram bot cannot log in: {exc}",
                 hint="check the token in the variable channels.telegram.token_env names, "
-                "and api_base",
+                "and api_base" + (", and webhook.url" if t.webhook else ""),
             ) from None
         users = {
             u.platform_ids["telegram"]: (u.name, u.admin)
@@ -87,5 +93,6 @@ async def start_channels(
             platform, dispatcher, t.route.route, rules, agent=t.route.title, bot=runner
         )
         delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
-        out.append(ChatChannel(platform, worker, delivery, runner))
+        hook = webhook_hook(platform) if t.webhook is not None else None
+        out.append(ChatChannel(platform, worker, delivery, runner, hook))
     return out

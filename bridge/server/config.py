@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from bridge.channels.bot import Bot
+from bridge.channels.telegram_webhook import Webhook
 from bridge.store.records import Route
 from bridge.turn.errors import ProfileError
 from bridge.turn.profile import Profile
@@ -95,8 +96,9 @@ class RouteConfig:
 class TelegramConfig:
     """The Telegram channel: the bot's token (from the variable the file
     names), the Bot API server, the route it talks to, who it answers
-    (``access``), whether it reads every message of a group, and how long
-    one ``getUpdates`` waits."""
+    (``access``), whether it reads every message of a group, how long one
+    ``getUpdates`` waits, and the webhook Telegram sends updates to instead
+    (None: long polling)."""
 
     token: SecretStr = field(repr=False)
     api_base: str
@@ -104,6 +106,7 @@ class TelegramConfig:
     access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
     groups_read_all: bool = False
     poll_timeout: int = 30
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,8 @@ class ServerConfig:
             out.append(
                 f"telegram: route {t.route.name}, access {t.access}, groups "
                 f"{'read whole' if t.groups_read_all else 'only when mentioned'}, "
-                f"Bot API {t.api_base}"
+                f"Bot API {t.api_base}, "
+                + (f"updates by webhook to {t.webhook.url}" if t.webhook else "long polling")
             )
         if self.users:
             names = [f"{u.name} (admin)" if u.admin else u.name for u in self.users]
@@ -251,7 +255,7 @@ def load_config(
     text = _read(file, label)
     try:
         data, lines = parse_yaml(
-            text, label, None, depth=3, empty_ok=True, example=f"listen: {Listen()}"
+            text, label, None, depth=4, empty_ok=True, example=f"listen: {Listen()}"
         )
     except ProfileError as exc:  # parse_yaml speaks for profiles; this is a config
         raise ConfigError(
@@ -345,7 +349,7 @@ def _build(
     http_enabled = check.channels(data.get("channels"))
     telegram = None
     if check.telegram is not None and routes:
-        entry, token = check.telegram
+        entry, token, webhook = check.telegram
         route = routes[0] if entry.route is None else _named(routes, entry.route)
         if route is None:
             check.add(
@@ -361,6 +365,7 @@ def _build(
                 entry.access,
                 entry.groups == "all",
                 entry.poll_timeout,
+                webhook,
             )
     bot = _bot(check, data.get("bot"), folder, chat=check.telegram is not None)
     if check.problems or not routes:

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from bridge.channels.telegram_webhook import Webhook
 from bridge.store.records import Route
 from bridge.turn.profile import Profile
 from bridge.turn.profile_yaml import Lines, Loc, did_you_mean, pydantic_problem
@@ -47,6 +48,7 @@ from .config_routes import (
     route_folder,
     settle_route,
 )
+from .config_webhook import WEBHOOK_NEEDS_HTTP, check_webhook
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -370,21 +372,30 @@ class Check:
                 guess = did_you_mean(key, (*CHANNELS, *LATER_CHANNELS))
                 served = f"; this version serves {', '.join(CHANNELS)}"
                 self.add(loc, f"not a channel{guess or served}", key=True)
+        if not enabled and self.telegram is not None and self.telegram[2] is not None:
+            self.add(("channels", "telegram", "webhook"), WEBHOOK_NEEDS_HTTP, key=True)
         return enabled
 
-    #: The Telegram section and its bot token, once checked (see telegram_channel).
-    telegram: tuple[TelegramChannel, SecretStr] | None = None
+    #: The Telegram section, its bot token and its webhook (None: polling),
+    #: once checked (see telegram_channel).
+    telegram: tuple[TelegramChannel, SecretStr, Webhook | None] | None = None
 
     def telegram_channel(self, raw: object, loc: Loc) -> None:
+        hook_raw, api_base = None, ""
         if isinstance(raw, dict):
             for key in SECRET_KEYS:
                 if key in raw:
                     self.add((*loc, key), _TELEGRAM_SECRET, key=True)
             raw = {k: v for k, v in raw.items() if k not in SECRET_KEYS}
+            hook_raw, api_base = raw.get("webhook"), str(raw.get("api_base") or "")
         entry = self.validate(
             TelegramChannel, raw, loc, "a field of `channels.telegram`", "token_env: BOT_TOKEN"
         )
-        if entry is None:
+        webhook = None
+        if hook_raw is not None:  # checked even when the rest is not: all problems at once
+            api_base = entry.api_base if entry is not None else api_base
+            webhook = check_webhook(self, hook_raw, (*loc, "webhook"), api_base)
+        if entry is None or (hook_raw is not None and webhook is None):
             return
         var = entry.token_env
         token = self.env.get(var, "")
@@ -407,7 +418,7 @@ class Check:
         if not entry.api_base.startswith(("http://", "https://")):
             self.add((*loc, "api_base"), "must be an http:// or https:// URL")
             return
-        self.telegram = (entry, SecretStr(token))
+        self.telegram = (entry, SecretStr(token), webhook)
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = [
     "Listen",
     "RouteEntry",
     "TelegramChannel",
+    "TelegramWebhookEntry",
     "TurnLimits",
     "UserEntry",
     "parse_listen",
@@ -202,9 +203,23 @@ class HttpChannel(BaseModel):
     enabled: Flag = True
 
 
+class TelegramWebhookEntry(BaseModel):
+    """Where Telegram sends the bot's updates instead of being polled: the
+    public URL, the variable holding the secret Telegram sends with each, and
+    how many updates it may send at once. The URL itself is checked by
+    :mod:`bridge.server.config_webhook`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Text
+    secret_env: Annotated[str, BeforeValidator(_env_name)]
+    max_connections: Count = Field(default=1, ge=1, le=100)
+
+
 class TelegramChannel(BaseModel):
     """A Telegram bot: its token (by variable), the Bot API server, the route
-    it talks to, who it answers, and whether it reads whole groups."""
+    it talks to, who it answers, whether it reads whole groups, and how it
+    receives (long polling, or a webhook)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -214,6 +229,9 @@ class TelegramChannel(BaseModel):
     access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
     groups: Literal["mention", "all"] = "mention"
     poll_timeout: Count = Field(default=30, ge=1, le=50)
+    #: A :class:`TelegramWebhookEntry`, validated on its own so that its
+    #: problems are told with its own fields.
+    webhook: object = None
 
 
 # --- listen --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import errno
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 
 from bridge.channels.http.access import Caller
-from bridge.channels.http.app import ApiRoute, create_app
+from bridge.channels.http.app import ApiRoute, Hook, create_app
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
@@ -115,8 +115,9 @@ def make_dispatcher(config: ServerConfig, store: Store) -> Dispatcher:
     )
 
 
-def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
-    """The ASGI app for ``config``: the API, the page."""
+def build_app(config: ServerConfig, dispatcher: Dispatcher, hooks: Sequence[Hook] = ()) -> Any:
+    """The ASGI app for ``config``: the API, the page, and the routes chat
+    platforms call (``hooks``: a Telegram webhook)."""
     routes = [
         ApiRoute(r.name, r.route, r.title or r.name, r.profile.name or r.name)
         for r in config.routes
@@ -141,6 +142,7 @@ def build_app(config: ServerConfig, dispatcher: Dispatcher) -> Any:
         routes,
         authenticate=authenticate,
         metrics=lambda: (watch.render(), CONTENT_TYPE),
+        hooks=hooks,
     )
     return app
 
@@ -189,7 +191,7 @@ async def serve(
             stack.push_async_callback(channel.close)
         server = _Uvicorn(
             uvicorn.Config(
-                build_app(config, dispatcher),
+                build_app(config, dispatcher, [c.hook for c in channels if c.hook]),
                 log_config=None,
                 access_log=False,
                 lifespan="off",
