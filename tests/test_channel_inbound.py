@@ -12,6 +12,7 @@ import anyio
 import pytest
 from chat_kit import ASKER, Recorder
 
+from bridge.channels.errors import Closing
 from bridge.channels.inbound import ChannelAccess, ChannelWorker, approval_data
 from bridge.channels.platform import Incoming, Press
 from bridge.conversations.dispatcher import Dispatcher
@@ -140,3 +141,13 @@ async def test_approval_buttons_answer_only_for_the_owner_or_an_admin() -> None:
         assert (
             await w.press(Press("t1", "42", "Ann", "nonsense")) == "This button is not one of mine."
         )
+
+
+async def test_a_message_while_the_bridge_shuts_down_is_left_unconfirmed() -> None:
+    async with worker(ECHO) as (w, platform, d):
+        await w.message(say("/status"))  # the conversation exists
+        await d.aclose(grace=0)
+        with pytest.raises(Closing, match="shutting down"):
+            await w.message(say("too late"))
+        assert not any("too late" in text for _, text in platform.posts), "no one is told"
+        assert [e for e in await log_of(d) if e.type == MESSAGE] == [], "nothing was written"

@@ -100,3 +100,9 @@ class NotModified(PlatformError):
 class Unreachable(PlatformError):
     """The bridge cannot write there: blocked by the person, the chat or
     message deleted, or no permission."""
+
+
+class Closing(ChannelError):
+    """The bridge is shutting down and took nothing: the platform must not
+    confirm this message, so that it sends it again to the next bridge
+    (Telegram's offset is not moved on; a webhook answers 503)."""

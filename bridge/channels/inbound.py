@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.conversations.errors import Busy
+from bridge.conversations.policies import REASON_SHUTTING_DOWN
 from bridge.store.records import TURN_PERMISSION, Conversation, ConversationKey, Route
 from bridge.turn.errors import LaunchError
 
 from . import access, commands
 from .bot import User
-from .errors import PlatformError
+from .errors import Closing, PlatformError
 from .platform import Incoming, Platform, Press
 
 if TYPE_CHECKING:
@@ -216,6 +217,9 @@ class ChannelWorker:
                 platform_id=incoming.platform_id,
             )
         except Busy as exc:
+            if exc.reason == REASON_SHUTTING_DOWN:
+                # Not confirmed: the platform sends it again after the restart.
+                raise Closing(exc.message) from None
             await self._say(incoming.thread, f"Not sent: {exc.message}. {exc.hint}".strip())
         except LaunchError as exc:
             await self._say(incoming.thread, f"Not sent: {exc.message}.")

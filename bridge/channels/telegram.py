@@ -39,7 +39,7 @@ import anyio
 from agentproc import wire
 
 from . import reply_plan as rp
-from .errors import NotModified, PlatformError, RateLimited, Unreachable
+from .errors import Closing, NotModified, PlatformError, RateLimited, Unreachable
 from .platform import Button, Capabilities, Inbox, Incoming, Platform, Press
 from .telegram_webhook import Gate, Webhook
 
@@ -173,7 +173,14 @@ class TelegramPlatform(Platform):
                 # An update that fails every time is skipped, so that one bad
                 # update cannot stop the bot; it is confirmed (by the next
                 # getUpdates) only once handled or skipped.
-                await self.take(inbox, update, then="skipped")
+                try:
+                    await self.take(inbox, update, then="skipped")
+                except Closing:
+                    log.info(
+                        "telegram: shutting down; update %s is left for the next start",
+                        update.update_id,
+                    )
+                    await anyio.sleep_forever()  # until receiving is cancelled
                 offset = update.update_id + 1
 
     def update_of(self, data: dict[str, Any]) -> Any:
@@ -191,6 +198,8 @@ class TelegramPlatform(Platform):
             try:
                 await self._handle(inbox, update)
                 return True
+            except Closing:
+                raise  # not taken, and not to be confirmed: see Closing
             except Exception:
                 if attempt == HANDLE_ATTEMPTS:
                     log.exception(

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 import anyio
 from pydantic import SecretStr
 
-from .errors import ApiError
+from .errors import ApiError, Closing
 from .platform import Inbox
 
 if TYPE_CHECKING:  # the web stack is imported only by webhook_hook
@@ -197,7 +197,11 @@ def webhook_hook(platform: TelegramPlatform) -> Hook:
                 hint="Telegram sends the update again later",
                 headers={"Retry-After": "5"},
             )
-        if not await platform.take(inbox, update, then="answered 503: Telegram sends it again"):
+        try:
+            taken = await platform.take(inbox, update, then="answered 503: Telegram sends it again")
+        except Closing:
+            taken = False
+        if not taken:
             raise ApiError(
                 "the bridge could not take this update",
                 status=503,
