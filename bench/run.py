@@ -15,8 +15,9 @@ compares agentproc with the plain thing it wraps on this machine, right now:
                 50 MB line without a newline (MiB; the budget is 100)
 
 The conversation log's benchmarks (log-stream, chunk-latency, dispatch,
-store) are in log_bench.py, and the server's (accept, fan-out, sse-latency;
-``--only server`` runs the three) in server_bench.py; they run from here too.
+store) are in log_bench.py, the chat channels' (plan) in channel_bench.py,
+and the server's (accept, fan-out, sse-latency; ``--only server`` runs the
+three) in server_bench.py; they run from here too.
 
 Times are medians of alternating runs, so both sides see the same machine
 load. ``--quick`` runs fewer rounds (used by the test suite to keep this
@@ -37,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import channel_bench  # noqa: E402 - beside this file
 import log_bench  # noqa: E402 - beside this file
 import server_bench  # noqa: E402 - beside this file
 
@@ -51,6 +53,7 @@ LIMITS = {
     "stream": 1.3,
     "concurrency": 1.2,
     "log-stream": 1.3,
+    "plan": 1.5,
 }
 MEMORY_LIMIT_MIB = 100
 
@@ -342,6 +345,7 @@ def main() -> int:
                 work, 1 if args.quick else 3, 50 if args.quick else 1000
             ),
             "log-stream": lambda: log_bench.bench_log_stream(work, 1 if args.quick else 3),
+            "plan": lambda: channel_bench.bench_plan(1 if args.quick else 5),
         }
         print(f"{'benchmark':<13} {'baseline':>10} {'agentproc':>10} {'ratio':>7} {'limit':>6}")
         for name, fn in benches.items():

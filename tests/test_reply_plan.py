@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bridge.channels.reply_plan import (
@@ -218,6 +218,21 @@ def test_every_chunk_fits_is_balanced_and_the_bodies_give_back_the_text(
         assert not chunk.closer or CLOSER.fullmatch(chunk.closer)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(texts, st.lists(texts, min_size=1, max_size=5), lengths, st.booleans())
+@example("```" + "x" * 25 + "wordword " + "x" * 25, [""], MIN_LENGTH, False)  # starts mid-line
+def test_cutting_only_what_grew_gives_the_whole_cut(
+    text: str, growth: list[str], max_length: int, utf16: bool
+) -> None:
+    chunks = split_reply(text, max_length, utf16=utf16)
+    for more in growth:
+        text += more
+        chunks = split_reply(text, max_length, utf16=utf16, after=chunks)
+    whole = split_reply(text, max_length, utf16=utf16)
+    assert chunks == whole
+    assert [c.start for c in chunks] == [c.start for c in whole]
+
+
 @settings(max_examples=400, deadline=None)
 @given(texts, texts, lengths)
 def test_chunks_that_filled_up_stay_as_the_text_grows(
@@ -348,7 +363,8 @@ def test_edits_are_spaced_and_send_the_latest_text() -> None:
     plan.stream("Hello there", 0.0)
     posted(plan, 0.0, 7)
     plan.stream("Hello there, how", 0.3)
-    assert plan.poll(0.3) == Wait(1.0)
+    assert plan.poll(0.3) == Wait(0.5), "the chat's budget: the new text is looked at then"
+    assert plan.poll(0.5) == Wait(1.0), "one edit a second"
     plan.stream("Hello there, how are", 0.6)
     plan.stream("Hello there, how are you", 0.9)
     assert plan.poll(1.0) == Edit(0, 7, "Hello there, how are you")

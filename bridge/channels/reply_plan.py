@@ -11,7 +11,9 @@ and is asked what to do (:meth:`~ReplyPlan.poll`). It answers with one step:
   (:meth:`~ReplyPlan.report`: :class:`Ok`, :class:`RateLimited`,
   :class:`NotModified` or :class:`Failed`), and polls again;
 * :class:`Wait`: nothing to do before ``until`` (or, when that is None,
-  before more text or the final text comes);
+  before more text or the final text comes); poll again then, and the plan
+  may say to wait longer (new streamed text is laid out only when a step
+  could be taken: see Cost below);
 * :class:`GiveUp`: an action failed too often and is dropped (for the
   worker to log; poll again);
 * :class:`Done`: the final text is delivered (``complete``) or cannot be.
@@ -23,6 +25,14 @@ result. One action is out at a time, so messages are posted in order and
 each result belongs to the action before it. (Slack's native streaming,
 ``chat.startStream``/``appendStream``, appends rather than replaces and is
 not this plan's; this plan is its ``chat.update`` fallback.)
+
+Cost. Streamed text is cut into messages lazily: :meth:`~ReplyPlan.stream`
+only keeps it, and :meth:`~ReplyPlan.poll` cuts it when the budgets would
+let a step go now (otherwise it answers :class:`Wait` until they would,
+without looking). And a text that grew at its end is cut again only from
+its last two messages on (``split_reply``'s ``after``). So a reply that
+streams in thousands of small chunks costs about one cut of its newest
+part per send the budget allows, not a cut of the whole text per chunk.
 
 Layout. The text is cut into messages by
 :func:`~bridge.channels.reply_split.split_reply` (paragraph, line, space, hard;
@@ -115,7 +125,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
-from .reply_split import MIN_LENGTH, split_reply
+from .reply_split import MIN_LENGTH, Chunk, split_reply
 
 __all__ = [
     "BLANK",
@@ -391,6 +401,10 @@ class ReplyPlan:
         self._budgets = [b for b in (budget, chat) if b is not None]
         self._text = ""
         self._final = False
+        self._chunks: list[Chunk] = []
+        self._texts: list[str | None] = []  # each chunk's text (None: blank)
+        self._laid = ""  # the text the layout was cut from
+        self._dirty = False
         self._layout: list[str] = []
         self._messages: dict[int, Posted] = {}
         # Slots whose message may hold something else than recorded: an edit
@@ -463,10 +477,31 @@ class ReplyPlan:
         self._set_text(text)
 
     def _set_text(self, text: str) -> None:
+        # Cut into messages only when a step may be taken (see poll): a
+        # reply streaming in many small chunks is not cut again for each.
         if text != self._text:
             self._text = text
-            chunks = split_reply(text, self.limits.max_length, utf16=self.limits.utf16)
-            self._layout = [chunk.text for chunk in chunks if not chunk.blank]
+            self._dirty = True
+
+    def _relayout(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        text = self._text
+        # A streamed text grows at its end: cut again only what can change.
+        old = self._chunks if text.startswith(self._laid) else []
+        self._laid = text
+        chunks = split_reply(text, self.limits.max_length, utf16=self.limits.utf16, after=old)
+        # Kept chunks keep their text (the same string, so comparing it with
+        # what a message holds is quick).
+        same = 0
+        while same < min(len(old), len(chunks)) and chunks[same] is old[same]:
+            same += 1
+        texts = self._texts[:same] + [
+            None if chunk.blank else chunk.text for chunk in chunks[same:]
+        ]
+        self._chunks, self._texts = chunks, texts
+        self._layout = [t for t in texts if t is not None]
 
     # --- steps out -------------------------------------------------------------------
 
@@ -475,6 +510,14 @@ class ReplyPlan:
         :meth:`report` before polling again."""
         if self._out is not None:
             raise RuntimeError(f"poll() while {self._out} is out: report() its result first")
+        if self._dirty and not self._final and not self._give_ups and not self._done:
+            # New text, but nothing can be sent before ``gate``: look then.
+            gate = max(now, self._blocked_until, self._backoff_until)
+            for budget in self._budgets:
+                gate = max(gate, budget.ready_at(now))
+            if gate > now:
+                return Wait(gate)
+        self._relayout()
         wanted = self._wanted()
         if self._give_ups:
             return self._give_ups.pop(0)

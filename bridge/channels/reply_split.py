@@ -65,7 +65,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 __all__ = ["MIN_LENGTH", "Chunk", "measure", "split_reply"]
@@ -96,6 +97,10 @@ class Chunk:
     opener: str
     body: str
     closer: str
+    #: Where ``body`` starts in the text that was split, and the fence open
+    #: there: what :func:`split_reply` needs to cut again from this chunk on.
+    start: int = field(default=0, compare=False)
+    fence: _Fence | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -110,9 +115,9 @@ class Chunk:
 
 def measure(text: str, utf16: bool = False) -> int:
     """The length of ``text``: code points, or UTF-16 code units if ``utf16``."""
-    if not utf16:
+    if not utf16 or text.isascii():
         return len(text)
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +168,22 @@ def _reopener(fence: _Fence | None, max_length: int, utf16: bool) -> str:
 class _Text:
     """A text read once: where its lines start, the fence state at each, lengths."""
 
-    def __init__(self, text: str, utf16: bool) -> None:
+    def __init__(self, text: str, utf16: bool, state: _Fence | None = None) -> None:
         self.text = text
         self.starts = [0]
-        self.states: list[_Fence | None] = [None]
-        state: _Fence | None = None
+        self.states: list[_Fence | None] = [state]
         pos = 0
         while (end := text.find("\n", pos)) >= 0:
             state = _step(state, text[pos:end])
             pos = end + 1
             self.starts.append(pos)
             self.states.append(state)
-        # UTF-16 units before each index (None: one unit per code point).
+        # UTF-16 units before each index (None: one unit per code point,
+        # also where no character is beyond U+FFFF).
         self.units = (
-            [0, *accumulate(2 if ord(ch) > 0xFFFF else 1 for ch in text)] if utf16 else None
+            [0, *accumulate(2 if ord(ch) > 0xFFFF else 1 for ch in text)]
+            if utf16 and measure(text, utf16) != len(text)
+            else None
         )
 
     def line_start(self, p: int) -> int:
@@ -248,20 +255,45 @@ class _Text:
         return end
 
 
-def split_reply(text: str, max_length: int, *, utf16: bool = False) -> list[Chunk]:
+def split_reply(
+    text: str, max_length: int, *, utf16: bool = False, after: Sequence[Chunk] = ()
+) -> list[Chunk]:
     """Cut ``text`` into chunks of at most ``max_length`` each, fences balanced
-    in every one (see the module docstring for where cuts go)."""
+    in every one (see the module docstring for where cuts go).
+
+    ``after`` are the chunks of an earlier split (same ``max_length`` and
+    ``utf16``) of a text that ``text`` begins with: as a text grows, all but
+    its last two chunks stay as they were, so those are kept and only the
+    rest is cut again. A streamed reply so costs the text that came since,
+    not the whole text, each time it grows.
+    """
     if max_length < MIN_LENGTH:
         raise ValueError(f"max_length must be at least {MIN_LENGTH}, not {max_length}")
-    doc = _Text(text, utf16)
-    chunks: list[Chunk] = []
-    start = 0
+    kept: list[Chunk] = []
+    if len(after) > 2:
+        last = after[-1]
+        if last.start + len(last.body) <= len(text):
+            kept = list(after[:-2])
+    # Cut again from the first chunk not kept, reading the text from the
+    # start of its line (so lines, and the fence state at each, are read as
+    # a whole split reads them).
+    offset = start = 0
+    fence_there: _Fence | None = None
+    if kept:
+        resume = after[len(kept)]
+        offset = text.rfind("\n", 0, resume.start) + 1
+        start = resume.start - offset
+        fence_there = resume.fence
+    text = text[offset:] if offset else text
+    doc = _Text(text, utf16, fence_there)
+    chunks = kept
     while start < len(text):
-        opener = _reopener(doc.state_at(start), max_length, utf16) if start else ""
+        fence = doc.state_at(start)
+        opener = _reopener(fence, max_length, utf16)
         rest = text[start:]
         closer = _closer(opener + rest)
         if measure(opener + rest, utf16) + measure(closer, utf16) <= max_length:
-            chunks.append(Chunk(opener, rest, closer))
+            chunks.append(Chunk(opener, rest, closer, offset + start, fence))
             break
         room = max_length - measure(opener, utf16)
         reserve = 0
@@ -272,6 +304,6 @@ def split_reply(text: str, max_length: int, *, utf16: bool = False) -> list[Chun
             if measure(opener + body, utf16) + measure(closer, utf16) <= max_length:
                 break
             reserve = max(reserve + 1, measure(closer, utf16))
-        chunks.append(Chunk(opener, body, closer))
+        chunks.append(Chunk(opener, body, closer, offset + start, fence))
         start = end
     return chunks
