@@ -69,6 +69,9 @@ def test_the_example_bot_deploys_after_asking_and_leaves_the_rest_to_the_agent(
         ) in shown
         assert "1 deploy(s) so far; the last was feature-x." in shown
         assert [a.text for a in tg.callback_answers] == ["You chose: Deploy"]
+        menu = [c["command"] for c in tg.commands]
+        assert menu[:5] == ["deploy", "deploys", "recap", "follow", "unfollow"]
+        assert menu[5:] == ["new", "cancel", "status", "whoami", "help"], "the bridge's own"
     assert f"bot: {EXAMPLE} (/deploy, /deploys, /recap" in served.stderr, "the banner says"
     assert TOKEN not in served.stderr
     check_stderr(served.stderr)

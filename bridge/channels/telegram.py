@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ class TelegramPlatform(Platform):
         files_dir: Path,
         poll_timeout: int = 30,
         webhook: Webhook | None = None,
+        commands: Mapping[str, str] | None = None,
     ) -> None:
         from telegram import Bot
 
@@ -94,6 +96,8 @@ class TelegramPlatform(Platform):
         self.files_dir = files_dir
         self.poll_timeout = poll_timeout
         self.webhook = webhook
+        #: The commands Telegram's menu offers (name: what it does).
+        self.commands = dict(commands or {})
         self.gate = Gate()
         self.username = ""
         self._bot_id = 0
@@ -129,6 +133,21 @@ class TelegramPlatform(Platform):
             raise PlatformError(f"telegram: cannot {what}: {exc}") from None
         if hook is not None:
             log.info("telegram: updates come by webhook to %s", hook.url)
+        await self._offer_commands()
+
+    async def _offer_commands(self) -> None:
+        """List the commands in Telegram's command menu (a failure only
+        costs the menu: the commands work typed)."""
+        from telegram import BotCommand
+        from telegram.error import TelegramError
+
+        if not self.commands:
+            return
+        menu = [BotCommand(name, what[:256]) for name, what in self.commands.items()]
+        try:
+            await self.bot.set_my_commands(menu)
+        except TelegramError as exc:
+            log.warning("telegram: cannot list the commands in the menu: %s", exc)
 
     # --- receiving
 

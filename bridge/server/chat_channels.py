@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bridge.channels import reply_plan as rp
 from bridge.channels.choices import Choices
+from bridge.channels.commands import COMMANDS
 from bridge.channels.delivery import Delivery
 from bridge.channels.errors import PlatformError
 from bridge.channels.handlers import BotRunner
@@ -65,6 +66,7 @@ async def start_channels(
             files_dir=files_dir / "telegram",
             poll_timeout=t.poll_timeout,
             webhook=t.webhook,
+            commands={**(config.bot.commands if config.bot else {}), **COMMANDS},
         )
         try:
             await platform.start()

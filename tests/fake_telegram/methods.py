@@ -195,6 +195,12 @@ def set_my_commands(w: World, p: Params, u: Uploads) -> Any:
         commands = json.loads(commands)
     if not isinstance(commands, list):
         raise bad_request("can't parse commands JSON object")
+    for entry in commands:
+        name = entry.get("command", "") if isinstance(entry, dict) else ""
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", str(name)):
+            raise bad_request("BOT_COMMAND_INVALID")
+        if not 1 <= len(str(entry.get("description", ""))) <= 256:
+            raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
     w._commands = commands
     return True
 
