@@ -1,44 +1,33 @@
 """A bot's handlers and the Thread handle (bridge.channels.handlers,
 bridge.channels.thread), driven through the real channel worker, dispatcher,
-delivery worker and store, on a recording platform."""
+delivery worker and store, on the in-memory platform of the test kit that
+bot authors get (bridge.channels.testing)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from chat_kit import Recorder
 from pydantic import BaseModel
 
 from bridge.channels import reply_plan as rp
 from bridge.channels.bot import Bot, Message
-from bridge.channels.choices import Choices
-from bridge.channels.delivery import Delivery
-from bridge.channels.handlers import SORRY, BotRunner
-from bridge.channels.inbound import ChannelAccess, ChannelWorker
-from bridge.channels.platform import Capabilities, Incoming, Press
-from bridge.channels.thread import Thread, ThreadServices
-from bridge.conversations.dispatcher import Dispatcher
+from bridge.channels.handlers import SORRY
+from bridge.channels.platform import Capabilities, Press
+from bridge.channels.testing import BotChat, try_bot
+from bridge.channels.thread import Thread
+from bridge.store.base import Store
 from bridge.store.errors import StateError
-from bridge.store.memory import MemoryStore
-from bridge.store.records import (
-    MESSAGE,
-    MESSAGE_HANDLED,
-    ConversationKey,
-    Event,
-    Route,
-)
+from bridge.store.records import MESSAGE, MESSAGE_HANDLED
 from bridge.store.sqlite import SQLiteStore
 from bridge.turn.profile import Profile
 
 pytestmark = pytest.mark.anyio
-ROUTE = Route("bundled:test", "/", "test")
 USERS = {"42": ("ann", False), "1": ("root", True)}
 ECHO = Profile(command="/bin/sh", args=["-c", 'echo "got $AGENT_MESSAGE"'])
 FAST = rp.Limits(
@@ -51,60 +40,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class Rig:
-    worker: ChannelWorker
-    platform: Recorder
-    d: Dispatcher
-    runner: BotRunner
-
-    async def say(
-        self,
-        text: str,
-        user: str = "42",
-        *,
-        pid: str = "",
-        private: bool = True,
-        addressed: bool = False,
-        thread: str = "t1",
-    ) -> None:
-        self._n = getattr(self, "_n", 0) + 1
-        await self.worker.message(
-            Incoming(thread, pid or f"u{self._n}", user, f"user {user}", text, private, addressed)
-        )
-
-    async def log(self, thread: str = "t1") -> list[Event]:
-        conv = await self.d.store.lookup(ConversationKey("chat", thread, ROUTE))
-        return [] if conv is None else await self.d.store.read(conv.id)
-
-    async def settled(self) -> None:
-        """Wait until no handler runs and no turn runs."""
-        with anyio.fail_after(15):
-            await anyio.sleep(0.02)
-            while self.runner.running or self.d.running_turns:
-                await anyio.sleep(0.02)
-
-
-@asynccontextmanager
-async def rig(
+def rig(
     bot: Bot,
     profile: Profile = ECHO,
     *,
     capabilities: Capabilities | None = None,
-    store: Any = None,
-    read_all: bool = False,
-) -> AsyncIterator[Rig]:
-    platform = Recorder(capabilities)
-    async with store or MemoryStore() as s, Dispatcher(s, {ROUTE: profile}) as d:
-        services = ThreadServices(platform, d, bot, Choices(), USERS, FAST)
-        runner = BotRunner(services)
-        rules = ChannelAccess(users=USERS, groups_read_all=read_all, bot_username="bot")
-        worker = ChannelWorker(platform, d, ROUTE, rules, bot=runner)
-        async with anyio.create_task_group() as tg:
-            await tg.start(runner.run)
-            tg.start_soon(Delivery(platform, d, FAST).run)
-            yield Rig(worker, platform, d, runner)
-            tg.cancel_scope.cancel()
+    store: Store | None = None,
+) -> AbstractAsyncContextManager[BotChat]:
+    """The bridge around a bot, from the test kit users get (bridge.channels.testing)."""
+    return try_bot(bot, profile, users=USERS, capabilities=capabilities, limits=FAST, store=store)
+
+
+async def say(r: BotChat, text: str, user: str = "42", **where: Any) -> None:
+    """Ann (unless ``user``) writes ``text``."""
+    await r.say(text, user=user, **where)
 
 
 async def until(check: Callable[[], Any]) -> None:
@@ -126,16 +75,16 @@ async def test_a_command_is_handled_kept_in_the_log_and_never_run_twice() -> Non
         await thread.post(f"deploying {message.args}")
 
     async with rig(bot) as r:
-        await r.say("/deploy main", pid="upd-7")
-        await r.say("/deploy main", pid="upd-7")  # redelivered by the platform
-        await r.settled()
+        await say(r, "/deploy main", platform_id="upd-7")
+        await say(r, "/deploy main", platform_id="upd-7")  # redelivered by the platform
+        await r.settle()
         log = await r.log()
-        await r.say("/help")
+        await say(r, "/help")
     assert [(m.command, m.args, m.user.name) for m in calls] == [("deploy", "main", "ann")]
     assert calls[0].id == log[0].id
     assert [e.type for e in log] == [MESSAGE_HANDLED], "kept, and no turn ran"
     assert log[0].data["platform_id"] == "upd-7"
-    assert "deploying main" in r.platform.texts("t1")
+    assert "deploying main" in r.platform.texts("chat")
     assert "/deploy - ship a branch" in r.platform.said()
 
 
@@ -147,12 +96,12 @@ async def test_what_no_handler_takes_goes_to_the_agent() -> None:
         await thread.post("bang")
 
     async with rig(bot) as r:
-        await r.say("hello")
-        await until(lambda: "got hello" in r.platform.texts("t1"))
-        await r.settled()
+        await say(r, "hello")
+        await until(lambda: "got hello" in r.platform.texts("chat"))
+        await r.settle()
         log = await r.log()
     assert [e.type for e in log if e.type.startswith("message")] == [MESSAGE]
-    assert "bang" not in r.platform.texts("t1")
+    assert "bang" not in r.platform.texts("chat")
 
 
 async def test_groups_mentions_and_subscriptions() -> None:
@@ -174,16 +123,16 @@ async def test_groups_mentions_and_subscriptions() -> None:
 
     async with rig(bot) as r:
         group = {"private": False, "thread": "g1"}
-        await r.say("lunch?", **group)  # type: ignore[arg-type]
-        await r.say("@bot follow", addressed=True, **group)  # type: ignore[arg-type]
-        await r.settled()
-        await r.say("lunch now?", **group)  # type: ignore[arg-type]
-        await r.say("who's in", user="99", **group)  # type: ignore[arg-type] # a stranger
-        await r.settled()
-        await r.say("@bot stop", addressed=True, **group)  # type: ignore[arg-type]
-        await r.settled()
-        await r.say("still there?", **group)  # type: ignore[arg-type]
-        await r.settled()
+        await say(r, "lunch?", **group)  # type: ignore[arg-type]
+        await say(r, "@bot follow", addressed=True, **group)  # type: ignore[arg-type]
+        await r.settle()
+        await say(r, "lunch now?", **group)  # type: ignore[arg-type]
+        await say(r, "who's in", user="99", **group)  # type: ignore[arg-type] # a stranger
+        await r.settle()
+        await say(r, "@bot stop", addressed=True, **group)  # type: ignore[arg-type]
+        await r.settle()
+        await say(r, "still there?", **group)  # type: ignore[arg-type]
+        await r.settle()
         texts = r.platform.texts("g1")
     assert seen == [
         ("mention", "@bot follow"),
@@ -206,19 +155,21 @@ async def test_run_agent_streams_into_the_thread_and_returns_the_reply() -> None
         replies.append(await thread.run_agent("second", transcript=True))
 
     async with rig(bot) as r:
-        await r.say("what is up")
-        await r.settled()
+        await say(r, "what is up")
+        await r.settle()
         log = await r.log()
         said = await Thread(
             r.runner.services,
-            await r.d.store.get(log[0].conversation),  # type: ignore[arg-type]
+            await r.dispatcher.store.get(log[0].conversation),  # type: ignore[arg-type]
         ).get_messages()
     first, second = replies
     assert (first.ok, first.status, first.text) == (True, "ok", "got Be brief.\n\nwhat is up")
     assert first.turn == 1 and second.turn == 2
     assert second.text.startswith("got The conversation so far:\n[ann] Be brief.")
     assert second.text.endswith("\n\nsecond")
-    assert "got Be brief.\n\nwhat is up" in r.platform.texts("t1"), "the delivery worker showed it"
+    assert "got Be brief.\n\nwhat is up" in r.platform.texts("chat"), (
+        "the delivery worker showed it"
+    )
     prompts = [e for e in log if e.type == MESSAGE]
     assert [p.data["via"] for p in prompts] == ["handler", "handler"]
     assert [p.data["from_user"] for p in prompts] == ["ann", "ann"]
@@ -236,12 +187,12 @@ async def test_run_agent_refused_by_the_busy_policy_says_so() -> None:
         replies.append(await thread.run_agent(message.args))
 
     async with rig(bot, slow) as r:
-        await r.say("/ask one")
-        await until(lambda: r.d.running_turns)
-        await r.say("/ask two")
+        await say(r, "/ask one")
+        await until(lambda: r.dispatcher.running_turns)
+        await say(r, "/ask two")
         await until(lambda: len(replies) == 1)
-        await r.say("/cancel")
-        await r.settled()
+        await say(r, "/cancel")
+        await r.settle()
     refused, cancelled = replies
     assert (refused.ok, refused.status, refused.turn) == (False, "refused", 0)
     assert "busy" in refused.error
@@ -260,15 +211,15 @@ async def test_await_choice_with_buttons_answers_only_the_asker_or_an_admin() ->
         chosen.append(await thread.await_choice("Deploy main?", ["Yes", "No"]))
 
     async with rig(bot) as r:
-        await r.say("/deploy")
+        await say(r, "/deploy")
         await until(lambda: any(b for _, _, b in r.platform.shown.values()))
         mid, (_, question, buttons) = next((k, v) for k, v in r.platform.shown.items() if v[2])
         assert question == "Deploy main?" and [b.label for b in buttons] == ["Yes", "No"]
-        stranger = await r.worker.press(Press("t1", "99", "Eve", buttons[0].data))
+        stranger = await r.worker.press(Press("chat", "99", "Eve", buttons[0].data))
         assert stranger == "Only people the bridge lets in can answer."
-        assert await r.worker.press(Press("t1", "42", "Ann", buttons[1].data)) == "You chose: No"
-        await r.settled()
-        assert await r.worker.press(Press("t1", "1", "Root", buttons[0].data)) == (
+        assert await r.worker.press(Press("chat", "42", "Ann", buttons[1].data)) == "You chose: No"
+        await r.settle()
+        assert await r.worker.press(Press("chat", "1", "Root", buttons[0].data)) == (
             "This question is closed."
         )
     assert chosen == ["No"]
@@ -286,11 +237,11 @@ async def test_await_choice_by_a_numbered_reply_where_there_are_no_buttons() -> 
     caps = Capabilities(max_text=4096, buttons=False)
     async with rig(bot, capabilities=caps) as r:
         group = {"private": False, "thread": "g1"}
-        await r.say("@bot release", addressed=True, **group)  # type: ignore[arg-type]
+        await say(r, "@bot release", addressed=True, **group)  # type: ignore[arg-type]
         await until(lambda: r.platform.texts("g1"))
         assert r.platform.texts("g1") == ["Which?\n1. beta\n2. stable\nReply with a number."]
-        await r.say("2", user="1", **group)  # type: ignore[arg-type] # an admin, not addressed
-        await r.settled()
+        await say(r, "2", user="1", **group)  # type: ignore[arg-type] # an admin, not addressed
+        await r.settle()
         log = await r.log("g1")
     assert chosen == ["stable"]
     assert [e.type for e in log] == [MESSAGE_HANDLED, MESSAGE_HANDLED], "no turn ran"
@@ -310,10 +261,10 @@ async def test_await_choice_times_out_to_its_default() -> None:
             await thread.await_choice("Go?", "go")
 
     async with rig(bot) as r:
-        await r.say("hi")
-        await r.settled()
+        await say(r, "hi")
+        await r.settle()
     assert chosen == ["stop"]
-    assert r.platform.texts("t1") == ["Go?\n→ no answer in time; went with stop"]
+    assert r.platform.texts("chat") == ["Go?\n→ no answer in time; went with stop"]
 
 
 # --- posting ----------------------------------------------------------------------------
@@ -343,8 +294,8 @@ async def test_post_stream_update_delete_and_files() -> None:
 
     async with rig(bot) as r:
         notes = Path(__file__).parent / "data" / "notes.txt"
-        await r.say(str(notes))
-        await r.settled()
+        await say(r, str(notes))
+        await r.settle()
     long, stream = results["long"], results["stream"]
     assert long.ok and len(long.ids) > 1
     assert all(len(text) <= FAST.max_length for _, text in r.platform.posts)
@@ -353,7 +304,7 @@ async def test_post_stream_update_delete_and_files() -> None:
     assert not results["too long"].ok and "longer than" in results["too long"].error
     assert results["delete"].ok and long.ids[0] not in r.platform.shown
     assert r.platform.shown[stream.id][1] == "changed"
-    assert results["file"].ok and ("file", "t1", "notes.txt: some notes\n (the notes)") in (
+    assert results["file"].ok and ("file", "chat", "notes.txt: some notes\n (the notes)") in (
         r.platform.calls
     )
     assert not results["missing"].ok and "is not a file" in results["missing"].error
@@ -372,12 +323,12 @@ async def test_a_platform_that_cannot_edit_or_send_files_says_so() -> None:
 
     caps = Capabilities(max_text=4096, edit=False, delete=False, files=False)
     async with rig(bot, capabilities=caps) as r:
-        await r.say("hi")
-        await r.settled()
+        await say(r, "hi")
+        await r.settle()
     update, delete, file, nobody = results
-    assert (update.ok, update.error) == (False, "chat cannot edit messages")
-    assert (delete.ok, delete.error) == (False, "chat cannot delete messages")
-    assert (file.ok, file.error) == (False, "chat cannot send files")
+    assert (update.ok, update.error) == (False, "memory cannot edit messages")
+    assert (delete.ok, delete.error) == (False, "memory cannot delete messages")
+    assert (file.ok, file.error) == (False, "memory cannot send files")
     assert nobody is None
 
 
@@ -391,9 +342,9 @@ async def test_a_rate_limited_post_waits_and_arrives() -> None:
 
     async with rig(bot) as r:
         r.platform.rate_limits = [0.05, 0.05]
-        await r.say("hi")
-        await r.settled()
-    assert sent[0].ok and r.platform.texts("t1") == ["patience"]
+        await say(r, "hi")
+        await r.settle()
+    assert sent[0].ok and r.platform.texts("chat") == ["patience"]
 
 
 # --- state, people, failures -----------------------------------------------------------
@@ -420,8 +371,8 @@ async def test_state_is_validated_by_the_bots_model_and_survives_a_restart(
 
     for n in range(2):  # the second bridge reads what the first stored
         async with rig(bot, store=SQLiteStore(tmp_path / "s.db")) as r:
-            await r.say("hi", pid=f"update-{n}")
-            await r.settled()
+            await say(r, "hi", platform_id=f"update-{n}")
+            await r.settle()
     assert seen == [Deploys(), Deploys(count=1)]
 
 
@@ -435,11 +386,11 @@ async def test_lookup_user_knows_config_users_and_paired_people() -> None:
             found.append(await thread.lookup_user(who))
 
     async with rig(bot) as r:
-        pairing = await r.d.store.request_pairing("chat", "77", "Pat")
+        pairing = await r.dispatcher.store.request_pairing("memory", "77", "Pat")
         assert pairing is not None
-        await r.d.store.decide_pairing(pairing.code, approve=True, by="root")
-        await r.say("hi")
-        await r.settled()
+        await r.dispatcher.store.decide_pairing(pairing.code, approve=True, by="root")
+        await say(r, "hi")
+        await r.settle()
     root, pat, nobody = found
     assert (root.name, root.admin, root.known) == ("root", True, True)
     assert (pat.name, pat.known) == ("id:77", True)
@@ -457,10 +408,10 @@ async def test_a_failing_handler_is_logged_and_the_person_told_plainly(
 
     async with rig(bot) as r:
         with caplog.at_level(logging.ERROR, logger="bridge.channels"):
-            await r.say("hi")
-            await r.settled()
-            await r.say("again")
-            await r.settled()
-    assert r.platform.texts("t1") == [SORRY, SORRY]
+            await say(r, "hi")
+            await r.settle()
+            await say(r, "again")
+            await r.settle()
+    assert r.platform.texts("chat") == [SORRY, SORRY]
     assert "secret internals" not in SORRY
     assert "the bot's handler" in caplog.text and "KeyError: 'secret internals'" in caplog.text

@@ -31,8 +31,9 @@ from pathlib import Path
 import anyio
 
 from bridge.conversations.dispatcher import Dispatcher
+from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
-from bridge.store.records import TURN_COMPLETED, Route
+from bridge.store.records import TURN_COMPLETED, ConversationKey, Event, Route
 from bridge.turn.profile import Profile
 
 from . import reply_plan as rp
@@ -138,15 +139,29 @@ class BotChat:
         thread: str = "chat",
         private: bool = True,
         addressed: bool = False,
+        platform_id: str = "",
     ) -> None:
         """``user`` (a platform id) writes ``text`` in ``thread``; returns
-        once the bridge took it (its handler may still be running)."""
+        once the bridge took it (its handler may still be running). The
+        same ``platform_id`` twice is the platform sending one message again."""
         self._sent += 1
         await self.worker.message(
             Incoming(
-                thread, f"m{self._sent}", user, f"user {user}", text, private, addressed=addressed
+                thread,
+                platform_id or f"m{self._sent}",
+                user,
+                f"user {user}",
+                text,
+                private,
+                addressed=addressed,
             )
         )
+
+    async def log(self, thread: str = "chat") -> list[Event]:
+        """The conversation log of ``thread`` (empty before anything was said)."""
+        key = ConversationKey(self.platform.name, thread, self.route)
+        conv = await self.dispatcher.store.lookup(key)
+        return [] if conv is None else await self.dispatcher.store.read(conv.id)
 
     async def press(
         self, label: str, *, user: str = "1", thread: str = "chat", timeout: float = 10.0
@@ -195,14 +210,16 @@ async def try_bot(
     capabilities: Capabilities | None = None,
     limits: rp.Limits = QUICK,
     groups_read_all: bool = False,
+    store: Store | None = None,
 ) -> AsyncIterator[BotChat]:
     """A bridge in memory around ``bot``, its agent ``agent``. ``users``
     are the config's people by platform id, (name, admin); by default one
-    admin, ``tester``, with id ``1``."""
+    admin, ``tester``, with id ``1``. ``store`` keeps the log (default: in
+    memory; a SQLite store lets a test see what a restart keeps)."""
     platform = MemoryChat(capabilities)
     route = Route("test:agent", str(Path.cwd()), "agent")
     people = {"1": ("tester", True)} if users is None else dict(users)
-    async with MemoryStore() as store, Dispatcher(store, {route: agent}) as d:
+    async with store or MemoryStore() as kept, Dispatcher(kept, {route: agent}) as d:
         services = ThreadServices(platform, d, bot, Choices(), people, limits)
         runner = BotRunner(services)
         rules = ChannelAccess(users=people, groups_read_all=groups_read_all, bot_username="bot")
