@@ -29,10 +29,11 @@ module. All of them, together::
     │   ├── BatchOutputError         a batch results file that cannot be opened or read
     │   │                            (exit 2)
     │   ├── ApiError                 an HTTP request the API refuses (its status and code)
-    │   └── PlatformError            a chat platform refused a request
-    │       ├── RateLimited          too many requests: wait retry_after seconds
-    │       ├── NotModified          an edit that changes nothing
-    │       └── Unreachable          blocked, deleted, or no right to write there
+    │   ├── PlatformError            a chat platform refused a request
+    │   │   ├── RateLimited          too many requests: wait retry_after seconds
+    │   │   ├── NotModified          an edit that changes nothing
+    │   │   └── Unreachable          blocked, deleted, or no right to write there
+    │   └── Closing                  shutting down: a message taken by nobody, not confirmed
     └── ServerError                  bridge.server.errors: `agentproc serve` cannot start or
         │                            go on serving
         └── ConfigError              the server's config file cannot be read or is

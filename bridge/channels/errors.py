@@ -10,10 +10,12 @@
     │                            (exit 2, before anything runs)
     ├── ApiError                 an HTTP request the API refuses: its status, a
     │                            stable code and the message the client gets
-    └── PlatformError            a chat platform refused what the bridge asked
-        ├── RateLimited          too many requests: wait ``retry_after`` seconds
-        ├── NotModified          an edit that changes nothing (done already)
-        └── Unreachable          blocked, deleted, or no right to write there
+    ├── PlatformError            a chat platform refused what the bridge asked
+    │   ├── RateLimited          too many requests: wait ``retry_after`` seconds
+    │   ├── NotModified          an edit that changes nothing (done already)
+    │   └── Unreachable          blocked, deleted, or no right to write there
+    └── Closing                  the bridge is shutting down and took nothing: the
+                                 platform must not confirm the message
 """
 
 from __future__ import annotations
