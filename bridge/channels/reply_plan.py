@@ -175,6 +175,7 @@ __all__ = [
     "Wait",
 ]
 
+
 def _target(action: Action) -> tuple[str, int]:
     """What ``edit_interval`` spaces writes to: one message, or one draft."""
     return ("draft" if isinstance(action, Draft) else "message", action.slot)
