@@ -32,7 +32,8 @@ module. All of them, together::
     │   ├── PlatformError            a chat platform refused a request
     │   │   ├── RateLimited          too many requests: wait retry_after seconds
     │   │   ├── NotModified          an edit that changes nothing
-    │   │   └── Unreachable          blocked, deleted, or no right to write there
+    │   │   ├── Unreachable          blocked, deleted, or no right to write there
+    │   │   └── Refused              any other refusal, with the platform's error code
     │   └── Closing                  shutting down: a message taken by nobody, not confirmed
     └── ServerError                  bridge.server.errors: `agentproc serve` cannot start or
         │                            go on serving

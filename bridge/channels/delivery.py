@@ -218,7 +218,13 @@ class Delivery:
                 if "approval" in e.data and ids:
                     cards[int(e.data["approval"])] = str(ids[0])
                 elif ids:
-                    posted.setdefault(e.turn, []).append((str(ids[0]), str(e.data.get("text", ""))))
+                    mine = posted.setdefault(e.turn, [])
+                    known = [i for i, (mid, _) in enumerate(mine) if mid == str(ids[0])]
+                    entry = (str(ids[0]), str(e.data.get("text", "")))
+                    if known:  # a streamed draft, finished by its post
+                        mine[known[0]] = entry
+                    else:
+                        mine.append(entry)
             elif e.type == DELIVERY_EDITED and "deleted" in e.data:
                 gone = str(e.data["deleted"])
                 posted[e.turn] = [p for p in posted.get(e.turn, []) if p[0] != gone]
@@ -236,7 +242,12 @@ class Delivery:
 
     async def _steps(self, cid: str, thread: str, turn: _Turn) -> None:
         async def record(step: rp.Action, result: rp.Result) -> None:
-            if isinstance(step, rp.Post) and isinstance(result, rp.Ok):
+            # A draft that is a real message (a Slack stream) is logged as
+            # soon as the platform names it, like a post: a restart then
+            # finishes it by editing (its later post logs the same id again).
+            if isinstance(step, rp.Post | rp.Draft) and isinstance(result, rp.Ok):
+                if isinstance(step, rp.Draft) and result.message_id is None:
+                    return
                 await self.dispatcher.store.delivered(
                     cid,
                     self.channel,

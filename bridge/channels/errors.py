@@ -3,6 +3,7 @@
 ::
 
     ChannelError                 a channel cannot do what it was asked (a BridgeError)
+    ├── Closing                  shutting down, nothing taken: not to be confirmed
     ├── UsageError               a request that makes no sense (exit 2)
     │   └── BatchInputError      a batch input file that cannot be run: every
     │                            problem found, before anything runs (exit 2)
@@ -13,7 +14,8 @@
     ├── PlatformError            a chat platform refused what the bridge asked
     │   ├── RateLimited          too many requests: wait ``retry_after`` seconds
     │   ├── NotModified          an edit that changes nothing (done already)
-    │   └── Unreachable          blocked, deleted, or no right to write there
+    │   ├── Unreachable          blocked, deleted, or no right to write there
+    │   └── Refused              any other refusal, with the platform's error code
     └── Closing                  the bridge is shutting down and took nothing: the
                                  platform must not confirm the message
 """
@@ -102,6 +104,15 @@ class NotModified(PlatformError):
 class Unreachable(PlatformError):
     """The bridge cannot write there: blocked by the person, the chat or
     message deleted, or no permission."""
+
+
+class Refused(PlatformError):
+    """A refusal the bridge may act on by its ``code``, the platform's own
+    name for the error (Slack's ``error``: ``msg_too_long``, ...)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Closing(ChannelError):

@@ -49,11 +49,12 @@ async def perform(
     """Do one action of a plan; the platform's answer as a plan result."""
     try:
         if isinstance(action, rp.Post):
-            return rp.Ok(await platform.post(thread, action.text))
+            return rp.Ok(await platform.post_reply(thread, action.text, draft_id=draft_id))
         if isinstance(action, rp.Edit):
             await platform.edit(thread, str(action.message_id), action.text)
         elif isinstance(action, rp.Draft):
-            await platform.draft(thread, draft_id, action.text)
+            shown = await platform.draft(thread, draft_id, action.text)
+            return rp.Ok(shown) if shown else rp.Ok()
         else:
             await platform.delete(thread, str(action.message_id))
         return rp.Ok()

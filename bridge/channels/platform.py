@@ -135,9 +135,21 @@ class Platform(abc.ABC):
         """Remove a posted message (platforms without deletion leave it)."""
         return None
 
-    async def draft(self, thread: str, draft_id: int, text: str) -> None:
-        """Show or update an ephemeral preview (only with ``capabilities.drafts``)."""
+    async def draft(self, thread: str, draft_id: int, text: str) -> str | None:
+        """Show or update a preview (only with ``capabilities.drafts``).
+
+        Returns None for an ephemeral preview (Telegram's). A platform whose
+        preview is a real message (a Slack stream) returns that message's id
+        when it first appears, so the delivery worker logs it and a restart
+        finishes it by editing; :meth:`post_reply` then finishes it."""
         raise NotImplementedError(f"{self.name} has no drafts")
+
+    async def post_reply(self, thread: str, text: str, *, draft_id: int = 0) -> str:
+        """Post one message of an agent's reply, whose preview, if any, was
+        draft ``draft_id``; returns its id. By default a plain :meth:`post`
+        (an ephemeral draft vanishes by itself); a platform whose drafts are
+        real messages turns that message into this one."""
+        return await self.post(thread, text)
 
     async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
         """Post a file (only with ``capabilities.files``); returns the message's id."""

@@ -222,6 +222,9 @@ class FakeSlack(World):
 
     def _acked(self, envelope_id: str, payload: Any) -> None:
         with self._cond:
+            if self.lose_acks > 0:  # lost on the way: Slack never saw it
+                self.lose_acks -= 1
+                return
             for env in self.envelopes:
                 if env.envelope_id == envelope_id:
                     env.acked = True

@@ -74,6 +74,8 @@ class World:
     #: Events API over HTTP: where events are POSTed, and the signing secret.
     events_url: str = ""
     signing_secret: str = ""
+    #: How many of the next Socket Mode acknowledgements are lost on the way.
+    lose_acks: int = 0
 
     bot: User = field(init=False)
     _cond: threading.Condition = field(init=False, repr=False)
