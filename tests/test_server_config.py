@@ -700,10 +700,9 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("channel", "words"),
     [
-        ("slack", "not available in this version of agentproc; remove it"),
-        ("discord", "not available in this version"),
+        ("discord", "not available in this version of agentproc; remove it"),
         ("telegarm", "not a channel; did you mean 'telegram'?"),
-        ("matrix", "not a channel; this version serves http, telegram"),
+        ("matrix", "not a channel; this version serves http, telegram, slack"),
     ],
     ids=lambda v: str(v).split(";")[0],
 )

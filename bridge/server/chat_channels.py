@@ -1,6 +1,6 @@
 """The chat channels a config names, set up for :func:`bridge.server.serve.serve`.
 
-For each one (Telegram, for now): the platform adapter, logged in before the
+For each one (Telegram, Slack): the platform adapter, logged in before the
 server says it is ready (a refused token stops the start with a plain
 error); the channel worker with the channel's access rules and the config's
 users by their id on that platform (asking the config's bot, when there is
@@ -97,4 +97,54 @@ async def start_channels(
         delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
         hook = webhook_hook(platform) if t.webhook is not None else None
         out.append(ChatChannel(platform, worker, delivery, runner, hook))
+    if config.slack is not None:
+        out.append(await _slack_channel(config, dispatcher, files_dir))
     return out
+
+
+async def _slack_channel(
+    config: ServerConfig, dispatcher: Dispatcher, files_dir: Path
+) -> ChatChannel:
+    from bridge.channels.slack import SlackPlatform, limits_for
+    from bridge.channels.slack_http import events_hook
+
+    s = config.slack
+    assert s is not None
+    own = config.bot.commands if config.bot else {}
+    platform = SlackPlatform(
+        s.bot_token.get_secret_value(),
+        app_token=s.app_token.get_secret_value() if s.app_token else "",
+        signing_secret=s.signing_secret.get_secret_value() if s.signing_secret else "",
+        api_base=s.api_base,
+        files_dir=files_dir / "slack",
+        commands=COMMANDS,
+        bot_commands=own,
+    )
+    try:
+        await platform.start()
+    except PlatformError as exc:
+        raise ServerError(
+            f"the Slack app cannot log in: {exc}",
+            hint="check the bot token in the variable channels.slack.bot_token_env names, "
+            "and api_base",
+        ) from None
+    users = {
+        u.platform_ids["slack"]: (u.name, u.admin)
+        for u in config.users
+        if "slack" in u.platform_ids
+    }
+    rules = ChannelAccess(s.access, users, False, platform.username)
+    # Slack's chat.postMessage: about one message a second per channel, with
+    # bursts; there is no documented workspace-wide figure, so a generous one.
+    budget = rp.Budget(20.0, 20.0)
+    runner = None
+    if config.bot is not None:
+        runner = BotRunner(
+            ThreadServices(platform, dispatcher, config.bot, Choices(), users, limits_for, budget)
+        )
+    worker = ChannelWorker(
+        platform, dispatcher, s.route.route, rules, agent=s.route.title, bot=runner
+    )
+    delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
+    hook = events_hook(platform, s.events_path) if s.by_events_api else None
+    return ChatChannel(platform, worker, delivery, runner, hook)

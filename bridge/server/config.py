@@ -43,6 +43,7 @@ from bridge.turn.profile_yaml import SCHEMA_HINT, Lines, parse_yaml
 from .bot_loading import BotLoadError, load_bot
 from .config_check import Check
 from .config_models import DEFAULT_HOST, DEFAULT_PORT, Listen, TurnLimits
+from .config_slack import SlackConfig
 from .errors import ConfigError
 
 __all__ = [
@@ -127,6 +128,7 @@ class ServerConfig:
     turns: TurnLimits = field(default_factory=TurnLimits)
     http_enabled: bool = True
     telegram: TelegramConfig | None = None
+    slack: SlackConfig | None = None
     #: The bot whose handlers the chat channels ask before the agent
     #: (``bot: mybot.py:bot``), and how the file named it.
     bot: Bot | None = field(default=None, repr=False, compare=False)
@@ -228,6 +230,12 @@ class ServerConfig:
                 f"{'read whole' if t.groups_read_all else 'only when mentioned'}, "
                 f"Bot API {t.api_base}, "
                 + (f"updates by webhook to {t.webhook.url}" if t.webhook else "long polling")
+            )
+        if self.slack is not None:
+            sl = self.slack
+            how = f"events by HTTP to {sl.events_path}" if sl.by_events_api else "Socket Mode"
+            out.append(
+                f"slack: route {sl.route.name}, access {sl.access}, Web API {sl.api_base}, {how}"
             )
         if self.users:
             names = [f"{u.name} (admin)" if u.admin else u.name for u in self.users]
@@ -367,7 +375,9 @@ def _build(
                 entry.poll_timeout,
                 webhook,
             )
-    bot = _bot(check, data.get("bot"), folder, chat=check.telegram is not None)
+    slack = _slack(check, routes)
+    chat = check.telegram is not None or check.slack is not None
+    bot = _bot(check, data.get("bot"), folder, chat=chat)
     if check.problems or not routes:
         raise invalid(label, check.problems or [(lines.top, "no route could be set up")])
     return ServerConfig(
@@ -380,6 +390,7 @@ def _build(
         turns=turns,
         http_enabled=http_enabled,
         telegram=telegram,
+        slack=slack,
         bot=bot,
         bot_spec=str(data["bot"]) if bot is not None else "",
     )
@@ -404,6 +415,24 @@ def _bot(check: Check, value: object, folder: Path, *, chat: bool) -> Bot | None
     except BotLoadError as exc:
         check.add(("bot",), str(exc))
         return None
+
+
+def _slack(check: Check, routes: tuple[RouteConfig, ...]) -> SlackConfig | None:
+    if check.slack is None or not routes:
+        return None
+    entry, bot_token, app_token, secret = check.slack
+    route = routes[0] if entry.route is None else _named(routes, entry.route)
+    if route is None:
+        names = ", ".join(r.name for r in routes)
+        check.add(
+            ("channels", "slack", "route"),
+            f"no route named {entry.route!r}; the routes are {names}",
+        )
+        return None
+    api_base = entry.api_base if entry.api_base.endswith("/") else entry.api_base + "/"
+    return SlackConfig(
+        bot_token, api_base, route, entry.access, app_token, secret, entry.events_path
+    )
 
 
 def _named(routes: tuple[RouteConfig, ...], name: str) -> RouteConfig | None:

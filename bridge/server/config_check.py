@@ -48,6 +48,8 @@ from .config_routes import (
     route_folder,
     settle_route,
 )
+from .config_slack import EVENTS_NEED_HTTP, check_slack
+from .config_slack import Checked as SlackChecked
 from .config_webhook import WEBHOOK_NEEDS_HTTP, check_webhook
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -361,6 +363,8 @@ class Check:
                     enabled = http.enabled if http is not None else enabled
             elif key == "telegram":
                 self.telegram_channel(raw, loc)
+            elif key == "slack":
+                self.slack = check_slack(self, raw, loc)
             elif key in LATER_CHANNELS:
                 self.add(
                     loc,
@@ -374,7 +378,12 @@ class Check:
                 self.add(loc, f"not a channel{guess or served}", key=True)
         if not enabled and self.telegram is not None and self.telegram[2] is not None:
             self.add(("channels", "telegram", "webhook"), WEBHOOK_NEEDS_HTTP, key=True)
+        if not enabled and self.slack is not None and self.slack[3] is not None:
+            self.add(("channels", "slack", "signing_secret_env"), EVENTS_NEED_HTTP, key=True)
         return enabled
+
+    #: The Slack section and its secrets, once checked (see config_slack).
+    slack: SlackChecked | None = None
 
     #: The Telegram section, its bot token and its webhook (None: polling),
     #: once checked (see telegram_channel).

@@ -64,8 +64,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PLATFORMS = ("telegram", "slack", "discord")
 
 #: Channels this version serves, and the ones a later version adds.
-CHANNELS = ("http", "telegram")
-LATER_CHANNELS = ("slack", "discord")
+CHANNELS = ("http", "telegram", "slack")
+LATER_CHANNELS = ("discord",)
 
 #: ``sqlite``: ``sessions.db`` in the data folder; ``memory``: nothing is kept.
 STORES = ("sqlite", "memory")
