@@ -3,7 +3,6 @@
 ::
 
     ChannelError                 a channel cannot do what it was asked (a BridgeError)
-    ├── Closing                  shutting down, nothing taken: not to be confirmed
     ├── UsageError               a request that makes no sense (exit 2)
     │   └── BatchInputError      a batch input file that cannot be run: every
     │                            problem found, before anything runs (exit 2)
