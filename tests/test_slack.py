@@ -330,3 +330,30 @@ async def test_no_streaming_or_an_expired_stream_falls_back_to_edits(tmp_path: P
             lambda: [m.text for m in slack.bot_messages(general, asked.ts)] == ["final answer"]
         )
         assert slack.calls("chat.update")
+
+
+async def test_garbage_payloads_are_acknowledged_and_ignored(tmp_path: Path) -> None:
+    profile = agent(tmp_path, 'echo "fine: $AGENT_MESSAGE"\n')
+    async with slack_bridge(tmp_path, profile, "socket") as (slack, _):
+        ann = slack.user("Ann", id=ANN)
+        for junk in ("text", None, [], {"type": "message"}, {"type": "message", "user": 1}):
+            slack.raw_event(junk)
+        slack.raw_event(
+            {"type": "message", "user": ANN, "channel": "C404", "ts": "1.0", "text": "x"}
+        )
+        slack.raw_envelope("interactive", {"type": "block_actions", "actions": "x"})
+        slack.raw_envelope("interactive", {"type": "block_actions", **_press_to_nowhere(ann.id)})
+        slack.raw_envelope("slash_commands", {"command": "/x"})
+        await slack.until(lambda: not slack.unacked())
+        slack.dm(ann, "still there?")
+        im = slack.im(ann)
+        (said,) = await slack.until(lambda: slack.bot_messages(im))
+        assert said.text == "fine: still there?"
+
+
+def _press_to_nowhere(user: str) -> dict[str, object]:
+    return {
+        "user": {"id": user},
+        "container": {"channel_id": "C404", "message_ts": "1.0"},
+        "actions": [{"action_id": "x", "value": "approve:notanumber:once"}],
+    }

@@ -131,6 +131,7 @@ class SlackPlatform(Platform):
         #: in an older thread mentions the bot again.
         self._threads: OrderedDict[str, str] = OrderedDict()
         self._posts = 0
+        self._names: dict[str, str] = {}
         _quiet_loggers()
 
     @property
@@ -261,7 +262,15 @@ class SlackPlatform(Platform):
             self._threads.popitem(last=False)
 
     async def _name(self, user: str) -> str:
-        return await self.lookup_user(user) or user
+        """A person's name to show, asked of Slack once per person (and
+        again after a failure): every message waits for it."""
+        name = self._names.get(user)
+        if name is None:
+            found = await self.lookup_user(user)
+            if found:
+                self._names[user] = found
+            name = found or user
+        return name
 
     async def _status(self, channel: str, thread_ts: str, status: str) -> None:
         try:

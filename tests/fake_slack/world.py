@@ -297,7 +297,17 @@ class World:
             }
             return self._queue("interactive", payload)
 
-    def _queue_event(self, event: dict[str, Any]) -> Envelope:
+    def raw_event(self, event: Any) -> Envelope:
+        """Send ``event`` (anything, garbage included) in an events_api envelope."""
+        with self._cond:
+            return self._queue_event(event)
+
+    def raw_envelope(self, kind: str, payload: Any) -> Envelope:
+        """Send an envelope of ``kind`` with ``payload`` as it is."""
+        with self._cond:
+            return self._queue(kind, payload)
+
+    def _queue_event(self, event: Any) -> Envelope:
         event_id = f"Ev{next(self._ids):010d}"
         payload = {
             "token": "verification-token",
@@ -320,7 +330,7 @@ class World:
         }
         return self._queue("events_api", payload)
 
-    def _queue(self, kind: str, payload: dict[str, Any]) -> Envelope:
+    def _queue(self, kind: str, payload: Any) -> Envelope:
         env = Envelope(str(uuid.uuid4()), kind, payload)
         self.envelopes.append(env)
         self._changed()
