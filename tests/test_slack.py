@@ -357,3 +357,16 @@ def _press_to_nowhere(user: str) -> dict[str, object]:
         "container": {"channel_id": "C404", "message_ts": "1.0"},
         "actions": [{"action_id": "x", "value": "approve:notanumber:once"}],
     }
+
+
+async def test_a_final_reply_shorter_than_what_streamed_leaves_no_preview(tmp_path: Path) -> None:
+    words = " ".join(f"w{i}" for i in range(900))  # over 4,000 characters: a post, a stream
+    profile = agent(tmp_path, f'echo "AGENT_PARTIAL:\\"{words}\\""\nsleep 0.5\necho "short"\n')
+    async with slack_bridge(tmp_path, profile, "socket") as (slack, _):
+        ann = slack.user("Ann", id=ANN)
+        general = slack.channel("general")
+        asked = slack.mention(general, ann, "go")
+        await slack.until(lambda: slack.calls("chat.startStream"), timeout=15)
+        await slack.until(
+            lambda: [m.text for m in slack.bot_messages(general, asked.ts)] == ["short"]
+        )

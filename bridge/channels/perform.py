@@ -86,6 +86,10 @@ async def drive(
         feed.wake = anyio.Event()
         step = plan.poll(clock())
         if isinstance(step, rp.Done):
+            try:
+                await platform.drafts_over(thread, draft_base)
+            except PlatformError as exc:
+                log.warning("%s: a preview of %s is left over: %s", platform.name, what, exc)
             if not step.complete:
                 log.warning("%s: %s was not delivered whole", platform.name, what)
             return step.complete

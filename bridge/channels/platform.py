@@ -151,6 +151,13 @@ class Platform(abc.ABC):
         real messages turns that message into this one."""
         return await self.post(thread, text)
 
+    async def drafts_over(self, thread: str, draft_base: int) -> None:
+        """A reply's plan is done: drafts ``draft_base + 1`` and up that no
+        :meth:`post_reply` finished are left over (a final text shorter than
+        what streamed). Ephemeral drafts vanish by themselves (the default);
+        a platform whose drafts are messages removes them."""
+        return None
+
     async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
         """Post a file (only with ``capabilities.files``); returns the message's id."""
         raise NotImplementedError(f"{self.name} cannot send files")

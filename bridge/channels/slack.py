@@ -371,6 +371,9 @@ class SlackPlatform(Platform):
         finished = await self.previews.finish(thread, draft_id, text)
         return finished if finished is not None else await self.post(thread, text)
 
+    async def drafts_over(self, thread: str, draft_base: int) -> None:
+        await self.previews.drop(thread, draft_base)
+
     async def lookup_user(self, user_id: str) -> str | None:
         try:
             answer = await self._call("users.info", user=user_id)

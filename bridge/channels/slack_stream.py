@@ -121,10 +121,18 @@ class Previews:
         del self._open[(thread, draft_id)]
         return preview.ts
 
-    def forget(self, thread: str) -> None:
-        """Drop what is known of a thread's drafts (its reply is over)."""
+    async def drop(self, thread: str, draft_base: int) -> None:
+        """Delete the messages of drafts ``draft_base + 1`` and up (to the
+        next hundred: one reply's) that no post finished."""
+        channel = thread.partition("/")[0]
         for key in [k for k in self._open if k[0] == thread]:
-            del self._open[key]
+            if draft_base < key[1] <= draft_base + 100:
+                preview = self._open.pop(key)
+                try:
+                    await self._call("chat.delete", channel=channel, ts=preview.ts)
+                except Refused as exc:
+                    if exc.code != "message_not_found":
+                        raise
 
     # --- inside
 
