@@ -29,8 +29,10 @@ from bridge.channels.slack import SlackPlatform, limits_for
 from bridge.channels.slack_http import events_hook
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.server.serve import bind
+from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
-from bridge.store.records import Route
+from bridge.store.records import DELIVERY_FINISHED, Event, Route
+from bridge.store.sqlite import SQLiteStore
 from bridge.turn.profile import Profile
 
 pytestmark = pytest.mark.anyio
@@ -68,34 +70,55 @@ def receiving(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def slack_bridge(
-    tmp: Path, profile: Profile, receiving: str, *, policy: str = "pairing", **fake: object
+    tmp: Path,
+    profile: Profile,
+    receiving: str,
+    *,
+    policy: str = "pairing",
+    store: Store | None = None,
+    **fake: object,
 ) -> AsyncIterator[tuple[FakeSlack, Dispatcher]]:
     sock = bind("127.0.0.1", 0) if receiving == "events" else None
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/slack/events" if sock else ""
     options: dict[str, object] = {"events_url": url, "signing_secret": SECRET if sock else ""}
     with FakeSlack(**{**options, **fake}) as slack:  # type: ignore[arg-type]
-        platform = SlackPlatform(
-            slack.bot_token,
-            app_token=slack.app_token if sock is None else "",
-            signing_secret=SECRET if sock else "",
-            api_base=slack.api_base,
-            files_dir=tmp / "files",
-            commands=COMMANDS,
-        )
-        async with MemoryStore() as store, Dispatcher(store, {ROUTE: profile}) as d:
-            await platform.start()
-            rules = ChannelAccess(policy=policy, users={ANN: ("ann", False)})  # type: ignore[arg-type]
-            worker = ChannelWorker(platform, d, ROUTE, rules)
-            async with anyio.create_task_group() as tasks:
-                if sock is not None:
-                    serve_events(tasks, platform, d, sock)
-                tasks.start_soon(platform.run, worker)
-                tasks.start_soon(Delivery(platform, d, quick).run)
-                yield slack, d
-                tasks.cancel_scope.cancel()
-            await platform.close()
+        async with bridge_on(slack, tmp, profile, sock, policy=policy, store=store) as d:
+            yield slack, d
     if sock is not None:
         sock.close()
+
+
+@asynccontextmanager
+async def bridge_on(
+    slack: FakeSlack,
+    tmp: Path,
+    profile: Profile,
+    sock: socket.socket | None = None,
+    *,
+    policy: str = "pairing",
+    store: Store | None = None,
+) -> AsyncIterator[Dispatcher]:
+    """A bridge on an existing fake Slack (a second one after a restart)."""
+    platform = SlackPlatform(
+        slack.bot_token,
+        app_token=slack.app_token if sock is None else "",
+        signing_secret=SECRET if sock else "",
+        api_base=slack.api_base,
+        files_dir=tmp / "files",
+        commands=COMMANDS,
+    )
+    async with store or MemoryStore() as kept, Dispatcher(kept, {ROUTE: profile}) as d:
+        await platform.start()
+        rules = ChannelAccess(policy=policy, users={ANN: ("ann", False)})  # type: ignore[arg-type]
+        worker = ChannelWorker(platform, d, ROUTE, rules)
+        async with anyio.create_task_group() as tasks:
+            if sock is not None:
+                serve_events(tasks, platform, d, sock)
+            tasks.start_soon(platform.run, worker)
+            tasks.start_soon(Delivery(platform, d, quick).run)
+            yield d
+            tasks.cancel_scope.cancel()
+        await platform.close()
 
 
 def serve_events(
@@ -137,6 +160,38 @@ async def test_a_mention_is_answered_in_its_thread_streamed_and_resumed(
         assert slack.bot_messages(general, asked.ts)[-1].text == "all done: again (resumed 's-1')"
         # The mention came as app_mention and message: answered once.
         assert not slack.bot_messages(general, None)[2:]
+
+
+async def log_of(d: Dispatcher) -> list[Event]:
+    return [e for c in await d.store.conversations() for e in await d.store.read(c.id)]
+
+
+async def test_a_thread_goes_on_without_a_mention_after_a_restart(tmp_path: Path) -> None:
+    profile = agent(
+        tmp_path, 'echo "AGENT_SESSION:s-9"\necho "re: $AGENT_MESSAGE ($AGENT_SESSION_ID)"\n'
+    )
+    db = tmp_path / "sessions.db"
+    with FakeSlack() as slack:
+        ann = slack.user("Ann", id=ANN)
+        general = slack.channel("general")
+
+        def replies(ts: str) -> list[str]:
+            return [m.text for m in slack.bot_messages(general, ts) if not m.streaming]
+
+        async with bridge_on(slack, tmp_path, profile, store=SQLiteStore(db)) as d:
+            asked = slack.mention(general, ann, "hello")
+            await slack.until(lambda: replies(asked.ts) == ["re: hello ()"])
+            with anyio.fail_after(10):  # and the delivery is recorded
+                while not any(e.type == DELIVERY_FINISHED for e in await log_of(d)):
+                    await anyio.sleep(0.02)
+        # A new bridge: nothing in its memory knows the thread, the log does.
+        async with bridge_on(slack, tmp_path, profile, store=SQLiteStore(db)):
+            chatter = slack.say(general, ann, "lunch?")
+            slack.say(general, ann, "not for the bot", thread=chatter.ts)
+            slack.say(general, ann, "and then?", thread=asked.ts)
+            await slack.until(lambda: len(replies(asked.ts)) == 2)
+        assert replies(asked.ts) == ["re: hello ()", "re: and then? (s-9)"]
+        assert replies(chatter.ts) == [], "a thread the bridge never talked in stays unread"
 
 
 async def test_a_dm_is_one_conversation_answered_at_top_level(

@@ -335,3 +335,6 @@ class Flaky:
 
     async def press(self, press: Press) -> str:
         return ""
+
+    async def follows(self, thread: str) -> bool:
+        return False

@@ -224,6 +224,10 @@ class ChannelWorker:
         except LaunchError as exc:
             await self._say(incoming.thread, f"Not sent: {exc.message}.")
 
+    async def follows(self, thread: str) -> bool:
+        key = ConversationKey(self.platform.name, thread, self.route)
+        return await self.dispatcher.store.lookup(key) is not None
+
     # --- buttons
 
     async def press(self, press: Press) -> str:

@@ -111,4 +111,8 @@ async def drive(
         result = await perform(platform, thread, step, draft_id=draft_id)
         plan.report(result, clock())
         if on_result is not None:
-            await on_result(step, result)
+            # What the platform did is recorded even when the worker is
+            # being stopped: a post done but not logged would be posted
+            # again by the next bridge.
+            with anyio.CancelScope(shield=True):
+                await on_result(step, result)

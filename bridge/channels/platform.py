@@ -107,6 +107,11 @@ class Inbox(Protocol):
         """Handle a button press; returns the short note to show the presser
         (Telegram's answerCallbackQuery text, "" for none)."""
 
+    async def follows(self, thread: str) -> bool:
+        """Whether the bridge has a conversation in ``thread`` already: a
+        reply there continues it, mentioned or not (Slack's threads). The
+        log knows, so this holds across restarts."""
+
 
 class Platform(abc.ABC):
     """One chat platform behind the bridge (see the module docstring)."""

@@ -210,6 +210,10 @@ class SlackPlatform(Platform):
         if said is None:
             return
         addressed = said.mentioned or said.private or said.thread in self._threads
+        if not addressed and said.reply_ts not in (None, said.ts):
+            # A reply in a thread this process has not seen: one the bridge
+            # talked in before a restart is still its conversation.
+            addressed = await inbox.follows(said.thread)
         if not addressed:
             return  # a channel message not for the bot
         files = await self._files(said)
