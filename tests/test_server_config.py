@@ -700,9 +700,8 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("channel", "words"),
     [
-        ("discord", "not available in this version of agentproc; remove it"),
         ("telegarm", "not a channel; did you mean 'telegram'?"),
-        ("matrix", "not a channel; this version serves http, telegram, slack"),
+        ("matrix", "not a channel; this version serves http, telegram, slack, discord"),
     ],
     ids=lambda v: str(v).split(";")[0],
 )
@@ -774,6 +773,97 @@ def test_a_bad_telegram_section_names_the_field(
     assert f"field 'channels.telegram.{field}'" in problem, problem
     assert words in problem, problem
     assert BOT["BOT_TOKEN"] not in problem and "not a token" not in problem
+
+
+DISCORD = {"DC_TOKEN": "MTAxNTk2NzI1.GaBcDe.abcdefghijklmnopqrstuvwxyz_0123-45"}
+
+
+def test_a_discord_bot_is_configured_with_its_token_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        users:
+          - {name: ann, discord: "80351110224678912"}
+        routes:
+          echo: {profile: echo}
+          other: {profile: echo, cwd: /}
+        channels:
+          discord: {token_env: DC_TOKEN, route: other, access: allowlist, threads: false}
+        """,
+    )
+    config = load_config(path, env=DISCORD)
+    dc = config.discord
+    assert dc is not None and dc.route.name == "other" and dc.access == "allowlist"
+    assert not dc.threads and dc.api_base == "https://discord.com/api"
+    assert dc.token.get_secret_value() == DISCORD["DC_TOKEN"]
+    assert config.users[0].platform_ids == {"discord": "80351110224678912"}
+    for shown in (repr(config), config.describe()):
+        assert DISCORD["DC_TOKEN"] not in shown
+    assert "discord: route other, access allowlist, answered in the channel" in config.describe()
+    default = load_config(
+        write(
+            tmp_path,
+            "channels:\n  discord: {token_env: DC_TOKEN, api_base: http://127.0.0.1:9/api/}\n",
+        ),
+        env=DISCORD,
+    )
+    assert default.discord is not None and default.discord.route.name == "echo"
+    assert default.discord.access == "pairing" and default.discord.threads
+    assert default.discord.api_base == "http://127.0.0.1:9/api"
+
+
+@pytest.mark.parametrize(
+    ("section", "env", "field", "words"),
+    [
+        (
+            "{token_env: DC_TOKEN}",
+            {},
+            "token_env",
+            "DC_TOKEN, which holds the Discord bot token, is not set",
+        ),
+        ("{token_env: DC_TOKEN}", {"DC_TOKEN": ""}, "token_env", "is empty"),
+        (
+            "{token_env: DC_TOKEN}",
+            {"DC_TOKEN": "not a token"},
+            "token_env",
+            "does not look like a Discord bot token",
+        ),
+        ("{token_env: DC_TOKEN}", {"DC_TOKEN": "Bot a.b.c"}, "token_env", "without the prefix"),
+        ("{token_env: 12abc}", DISCORD, "token_env", "the name of an environment variable"),
+        (
+            "{token_env: DC_TOKEN, token: a.b.c}",
+            DISCORD,
+            "token",
+            "must not be written in the file",
+        ),
+        ("{token_env: DC_TOKEN, route: nope}", DISCORD, "route", "no route named 'nope'"),
+        ("{token_env: DC_TOKEN, access: everyone}", DISCORD, "access", "pairing"),
+        ("{token_env: DC_TOKEN, api_base: ftp://x}", DISCORD, "api_base", "http:// or https://"),
+        (
+            "{token_env: DC_TOKEN, api_base: 'https://discord.com/api/v10'}",
+            DISCORD,
+            "api_base",
+            "adds /v10",
+        ),
+        ("{token_env: DC_TOKEN, api_base: 7}", DISCORD, "api_base", "quote it"),
+        ("{token_env: DC_TOKEN, threads: 'yes'}", DISCORD, "threads", "must be true or false"),
+        ("{token_env: DC_TOKEN, thread: false}", DISCORD, "thread", "threads"),
+        ("[DC_TOKEN]", DISCORD, "", "must be a mapping"),
+        ("{}", DISCORD, "token_env", "required"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None,
+)
+def test_a_bad_discord_section_names_the_field(
+    tmp_path: Path, section: str, env: dict[str, str], field: str, words: str
+) -> None:
+    path = write(tmp_path, f"channels:\n  discord: {section}\n")
+    problem = only_problem(path, env)
+    name = "channels.discord" + (f".{field}" if field else "")
+    assert f"field '{name}'" in problem, problem
+    assert words in problem, problem
+    assert DISCORD["DC_TOKEN"] not in problem and "not a token" not in problem
 
 
 HOOK = {**BOT, "HOOK_SECRET": "hook-secret_0123456789abcdef"}

@@ -1,11 +1,12 @@
 """The chat channels a config names, set up for :func:`bridge.server.serve.serve`.
 
-For each one (Telegram, Slack): the platform adapter, logged in before the
-server says it is ready (a refused token stops the start with a plain
-error); the channel worker with the channel's access rules and the config's
-users by their id on that platform (asking the config's bot, when there is
-one, before the agent); and the delivery worker, with the platform's budgets
-shared by all of the bot's conversations.
+For each one (Telegram, Slack; Discord in :mod:`bridge.server.chat_discord`):
+the platform adapter, logged in before the server says it is ready (a
+refused token stops the start with a plain error); the channel worker with
+the channel's access rules and the config's users by their id on that
+platform (asking the config's bot, when there is one, before the agent); and
+the delivery worker, with the platform's budgets shared by all of the bot's
+conversations.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ async def start_channels(
         out.append(ChatChannel(platform, worker, delivery, runner, hook))
     if config.slack is not None:
         out.append(await _slack_channel(config, dispatcher, files_dir))
+    if config.discord is not None:
+        from .chat_discord import discord_channel
+
+        out.append(await discord_channel(config, config.discord, dispatcher, files_dir))
     return out
 
 

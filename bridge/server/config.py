@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "MAX_CONFIG_BYTES",
+    "DiscordConfig",
     "Listen",
     "RouteConfig",
     "ServerConfig",
@@ -111,6 +112,20 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    """The Discord channel: the bot's token (from the variable the file
+    names), the API base (REST at ``api_base/v10``; the gateway's URL comes
+    from ``GET /gateway/bot``), the route, who it answers, and whether a
+    mention in a text channel starts a thread (or is answered in place)."""
+
+    token: SecretStr = field(repr=False)
+    api_base: str
+    route: RouteConfig
+    access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
+    threads: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What ``agentproc serve`` runs, as read from ``bridge.yaml``.
 
@@ -129,6 +144,7 @@ class ServerConfig:
     http_enabled: bool = True
     telegram: TelegramConfig | None = None
     slack: SlackConfig | None = None
+    discord: DiscordConfig | None = None
     #: The bot whose handlers the chat channels ask before the agent
     #: (``bot: mybot.py:bot``), and how the file named it.
     bot: Bot | None = field(default=None, repr=False, compare=False)
@@ -236,6 +252,13 @@ class ServerConfig:
             how = f"events by HTTP to {sl.events_path}" if sl.by_events_api else "Socket Mode"
             out.append(
                 f"slack: route {sl.route.name}, access {sl.access}, Web API {sl.api_base}, {how}"
+            )
+        if self.discord is not None:
+            dc = self.discord
+            out.append(
+                f"discord: route {dc.route.name}, access {dc.access}, "
+                + ("a mention starts a thread" if dc.threads else "answered in the channel")
+                + f", API {dc.api_base}"
             )
         if self.users:
             names = [f"{u.name} (admin)" if u.admin else u.name for u in self.users]
@@ -376,7 +399,20 @@ def _build(
                 webhook,
             )
     slack = _slack(check, routes)
-    chat = check.telegram is not None or check.slack is not None
+    discord = None
+    if check.discord is not None and routes:
+        dentry, dtoken = check.discord
+        droute = routes[0] if dentry.route is None else _named(routes, dentry.route)
+        if droute is None:
+            check.add(
+                ("channels", "discord", "route"),
+                f"no route named {dentry.route!r}; the routes are "
+                + ", ".join(r.name for r in routes),
+            )
+        else:
+            base = dentry.api_base.rstrip("/")
+            discord = DiscordConfig(dtoken, base, droute, dentry.access, dentry.threads)
+    chat = check.telegram is not None or check.slack is not None or check.discord is not None
     bot = _bot(check, data.get("bot"), folder, chat=chat)
     if check.problems or not routes:
         raise invalid(label, check.problems or [(lines.top, "no route could be set up")])
@@ -391,6 +427,7 @@ def _build(
         http_enabled=http_enabled,
         telegram=telegram,
         slack=slack,
+        discord=discord,
         bot=bot,
         bot_spec=str(data["bot"]) if bot is not None else "",
     )

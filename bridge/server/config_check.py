@@ -24,6 +24,7 @@ from bridge.store.records import Route
 from bridge.turn.profile import Profile
 from bridge.turn.profile_yaml import Lines, Loc, did_you_mean, pydantic_problem
 
+from .config_discord import check_discord
 from .config_models import (
     CHANNELS,
     LATER_CHANNELS,
@@ -31,6 +32,7 @@ from .config_models import (
     NAME_RE,
     SECRET_KEYS,
     TOP_FIELDS,
+    DiscordChannel,
     HttpChannel,
     Listen,
     RouteEntry,
@@ -365,11 +367,13 @@ class Check:
                 self.telegram_channel(raw, loc)
             elif key == "slack":
                 self.slack = check_slack(self, raw, loc)
+            elif key == "discord":
+                self.discord = check_discord(self, raw, loc)
             elif key in LATER_CHANNELS:
                 self.add(
                     loc,
                     f"the {key} channel is not available in this version of agentproc; "
-                    "remove it (only http is served for now)",
+                    f"remove it (this version serves {', '.join(CHANNELS)})",
                     key=True,
                 )
             else:
@@ -388,6 +392,8 @@ class Check:
     #: The Telegram section, its bot token and its webhook (None: polling),
     #: once checked (see telegram_channel).
     telegram: tuple[TelegramChannel, SecretStr, Webhook | None] | None = None
+    #: The Discord section and its bot token, once checked (see config_discord).
+    discord: tuple[DiscordChannel, SecretStr] | None = None
 
     def telegram_channel(self, raw: object, loc: Loc) -> None:
         hook_raw, api_base = None, ""

@@ -38,6 +38,7 @@ __all__ = [
     "SECRET_KEYS",
     "STORES",
     "TOP_FIELDS",
+    "DiscordChannel",
     "HttpChannel",
     "Listen",
     "RouteEntry",
@@ -64,8 +65,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PLATFORMS = ("telegram", "slack", "discord")
 
 #: Channels this version serves, and the ones a later version adds.
-CHANNELS = ("http", "telegram", "slack")
-LATER_CHANNELS = ("discord",)
+CHANNELS = ("http", "telegram", "slack", "discord")
+LATER_CHANNELS: tuple[str, ...] = ()
 
 #: ``sqlite``: ``sessions.db`` in the data folder; ``memory``: nothing is kept.
 STORES = ("sqlite", "memory")
@@ -232,6 +233,20 @@ class TelegramChannel(BaseModel):
     #: A :class:`TelegramWebhookEntry`, validated on its own so that its
     #: problems are told with its own fields.
     webhook: object = None
+
+
+class DiscordChannel(BaseModel):
+    """A Discord bot: its token (by variable), the API it talks to, the
+    route, who it answers, and whether a mention in a text channel starts a
+    thread (``threads: true``) or is answered in the channel itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_env: Annotated[str, BeforeValidator(_env_name)]
+    api_base: Text = "https://discord.com/api"
+    route: Text | None = None
+    access: Literal["pairing", "allowlist", "open", "disabled"] = "pairing"
+    threads: Flag = True
 
 
 # --- listen --------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def build_app(config: ServerConfig, dispatcher: Dispatcher, hooks: Sequence[Hook
 def check_exposure(config: ServerConfig) -> None:
     """Refuse to open the API beyond this machine to anyone at all, and a
     config that serves nothing."""
-    if not config.http_enabled and config.telegram is None and config.slack is None:
+    if not config.http_enabled and not (config.telegram or config.slack or config.discord):
         raise ServerError(
             "the HTTP channel is off (channels.http.enabled: false) and no other channel "
             "is configured: there is nothing to serve",
