@@ -308,6 +308,10 @@ async def test_application_commands_answer_as_the_interaction_response(tmp_path:
         new = dc.slash(general, ann, "new")
         shown = await dc.until(lambda: (a := dc.answer(new)) and a.content and a)
         assert shown.type == 4 and shown.ephemeral and "use it in one" in shown.content
+        dc.commands.append({"id": "1", "name": "gone", "description": "an old one"})
+        stale = dc.slash(thread, ann, "gone")
+        shown = await dc.until(lambda: (a := dc.answer(stale)) and a.content and a)
+        assert "not a command of this bot" in shown.content and shown.ephemeral
         dc.send_user_message(thread, ann, "/new")  # typed, it works too
         await dc.until(lambda: "fresh conversation" in text_of(dc, thread)[-1])
         assert len(text_of(dc, thread)) == 2, "command answers are not posted twice"
@@ -362,3 +366,46 @@ async def test_bots_system_messages_and_foreign_buttons_are_not_taken(tmp_path: 
         assert shown.content == "This button is not one of mine."
         (conv,) = await d.store.conversations(channel="discord")
         assert conv.key.key == f"dm/{dm.id}"
+
+
+async def test_a_missing_content_intent_is_told_plainly_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bridge.channels.discord_receive as receive
+
+    monkeypatch.setattr(receive, "RETRY_SECS", 0.05)
+    profile = agent(tmp_path, 'echo "seen: $AGENT_MESSAGE"\n')
+    with FakeDiscord(token=TOKEN) as dc:
+        dc.content_intent = False  # the Developer Portal's switch is off
+        ann = dc.user("ann", id=ANN_ID)
+        dm = dc.dm(ann)
+        async with MemoryStore() as store, Dispatcher(store, {ROUTE: profile}) as d:
+            platform = DiscordPlatform(
+                TOKEN, api_base=dc.api_base, files_dir=tmp_path, ready_timeout=0.05
+            )
+            worker = ChannelWorker(platform, d, ROUTE, ChannelAccess(policy="open"))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(platform.run, worker)
+                tasks.start_soon(Delivery(platform, d, QUICK).run)
+                await dc.until(lambda: "Message Content Intent" in caplog.text)
+                dc.content_intent = True  # switched on: the bridge connects by itself
+                await dc.until(lambda: dc.session_id and dc.events)
+                dc.send_user_message(dm, ann, "there?")
+                await dc.until(lambda: text_of(dc, dm))
+                tasks.cancel_scope.cancel()
+            await platform.close()
+    assert text_of(dc, dm) == ["seen: there?"]
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_dropped_gateway_connection_is_resumed_and_nothing_is_missed(
+    tmp_path: Path,
+) -> None:
+    profile = agent(tmp_path, 'echo "seen: $AGENT_MESSAGE"\n')
+    async with discord_bridge(tmp_path, profile) as (dc, _):
+        ann = dc.user("ann", id=ANN_ID)
+        dm = dc.dm(ann)
+        dc.drop_connection()
+        dc.send_user_message(dm, ann, "during the drop")
+        await dc.until(lambda: text_of(dc, dm))
+        assert text_of(dc, dm) == ["seen: during the drop"] and dc.resumes == 1

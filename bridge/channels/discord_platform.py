@@ -359,10 +359,28 @@ def _rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
     return [{"type": 1, "components": items[i : i + ROW]} for i in range(0, len(items), ROW)]
 
 
+class _OneLine(logging.Filter):
+    """discord.py logs a reconnect after a network error with its traceback;
+    the bridge's log says what happened in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _quiet_loggers() -> None:
     """discord.py logs no token, but its DEBUG logs hold every gateway
-    payload; keep them out of the bridge's log."""
-    logging.getLogger("discord").setLevel(logging.INFO)
+    payload; keep them out of the bridge's log, and its tracebacks too."""
+    logger = logging.getLogger("discord")
+    logger.setLevel(logging.INFO)
+    for name in ("discord.client", "discord.gateway", "discord.http"):
+        child = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in child.filters):
+            child.addFilter(_OneLine())
 
 
 def _said(exc: BaseException) -> str:

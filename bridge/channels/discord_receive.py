@@ -45,6 +45,8 @@ __all__ = ["HANDLE_ATTEMPTS", "Receiver"]
 
 log = logging.getLogger("bridge.channels.discord")
 
+#: Seconds before connecting to the gateway again after it refused, doubling to the most.
+RETRY_SECS, MAX_RETRY_SECS = 5.0, 120.0
 #: Tries at handling one message before it is skipped.
 HANDLE_ATTEMPTS = 3
 #: The most messages read back from one conversation's history at a start.
@@ -89,8 +91,42 @@ class Receiver:
         self._inbox = inbox
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._consume, inbox)
-            await self.platform.client.connect(reconnect=True)
-            tg.cancel_scope.cancel()
+            await self._connect()
+            log.error(
+                "discord: the gateway closed the connection for good (the token was revoked?); "
+                "nothing more is received until the bridge is restarted"
+            )
+            await anyio.sleep_forever()
+
+    async def _connect(self) -> None:
+        """Keep the gateway connection (discord.py reconnects and resumes by
+        itself); what it gives up on is tried again here, with the reason
+        told in words. Returns when the client was closed for good."""
+        client = self.platform.client
+        pause = RETRY_SECS
+        while not client.is_closed():
+            try:
+                await client.connect(reconnect=True)
+            except discord.PrivilegedIntentsRequired:
+                log.error(
+                    "discord: the bot needs the Message Content intent, which is off for this "
+                    "application: in the Developer Portal, open the application, Bot, "
+                    "Privileged Gateway Intents, and turn on Message Content Intent; trying "
+                    "again in %g s",
+                    pause,
+                )
+            except (
+                discord.ConnectionClosed,
+                discord.GatewayNotFound,
+                discord.HTTPException,
+                aiohttp.ClientError,
+                OSError,
+            ) as exc:
+                log.warning("discord: the gateway connection failed (%s); trying again", exc)
+            else:
+                return
+            await anyio.sleep(pause)
+            pause = min(pause * 2, MAX_RETRY_SECS)
 
     async def _consume(self, inbox: Inbox) -> None:
         while True:
@@ -296,6 +332,12 @@ class Receiver:
         key = self._key_of(channel)
         private = isinstance(channel, discord.DMChannel)
         plain = not private and not isinstance(channel, discord.Thread)
+        if name not in self.platform.commands:  # registered once, by an older config
+            await interaction.response.send_message(
+                f"/{name} is not a command of this bot any more; /help lists them.",
+                ephemeral=True,
+            )
+            return
         if plain and self.platform.threads and name in CONVERSATION_COMMANDS:
             await interaction.response.send_message(
                 f"/{name} is about a conversation: use it in one (a thread I answer in, or a "

@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 
 from .model import ALL_PERMISSIONS, DM, PUBLIC_THREAD, File, Guild
 from .routes import match
-from .world import ApiError, World
+from .world import MESSAGE_CONTENT, ApiError, World
 
 LOG = logging.getLogger("fake_discord")
 
@@ -225,6 +225,9 @@ class FakeDiscord(World):
         elif op == 2:
             if data.get("token") != self.token:
                 await ws.close(code=4004, message=b"Authentication failed.")
+                return
+            if int(data.get("intents", 0)) & MESSAGE_CONTENT and not self.content_intent:
+                await ws.close(code=4014, message=b"Disallowed intent(s).")
                 return
             session = self.new_session(int(data.get("intents", 0)))
             state.update(session=session, sent=0)

@@ -105,6 +105,10 @@ class World:
     bot_name: str = "agent"
     #: Intents the bot asked for at its last IDENTIFY.
     intents: int = 0
+    #: Whether the application may have the privileged MESSAGE_CONTENT intent
+    #: (the Developer Portal's switch); without it, an IDENTIFY asking for it
+    #: is closed with 4014.
+    content_intent: bool = True
     ids: Snowflakes = field(default_factory=Snowflakes)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
