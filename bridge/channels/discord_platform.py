@@ -51,7 +51,8 @@ from discord.http import Route
 
 from . import reply_plan as rp
 from .discord_keys import parent, target
-from .errors import PlatformError, RateLimited, Unreachable
+from .discord_wire import command_name, converted, quiet_loggers, rows, said
+from .errors import PlatformError
 from .platform import Button, Capabilities, Inbox, Platform
 
 __all__ = ["API_BASE", "LIMITS", "DiscordPlatform", "intents"]
@@ -69,8 +70,6 @@ LIMITS = rp.DISCORD
 MAX_RATELIMIT_WAIT = 30.0
 #: Discord's limit for a thread's name.
 MAX_THREAD_NAME = 100
-#: Buttons per action row, and rows per message.
-ROW, ROWS = 5, 5
 #: Discord's codes the bridge acts on.
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, THREAD_EXISTS = 10003, 10008, 160004
 
@@ -148,7 +147,7 @@ class DiscordPlatform(Platform):
         self.threads = threads
         #: The application commands to register (name: what it does).
         self.commands = dict(commands or {})
-        _quiet_loggers()
+        quiet_loggers()
         discord.VoiceClient.warn_nacl = False  # no voice here: not worth a warning
         discord.VoiceClient.warn_dave = False
         self.client = _Client(
@@ -186,7 +185,7 @@ class DiscordPlatform(Platform):
             aiohttp.ClientError,
             OSError,
         ) as exc:
-            raise PlatformError(f"discord: cannot log in: {_said(exc)}") from None
+            raise PlatformError(f"discord: cannot log in: {said(exc)}") from None
         self._logged_in = True
 
     async def setup(self) -> None:
@@ -202,14 +201,14 @@ class DiscordPlatform(Platform):
         menu = [
             {"name": name, "description": what[:100], "type": 1}
             for name, what in self.commands.items()
-            if _command_name(name) and what.strip()
+            if command_name(name) and what.strip()
         ]
         if app is None or not menu:
             return
         try:
             await self.client.http.bulk_upsert_global_commands(app, menu)
         except discord.HTTPException as exc:
-            log.warning("discord: cannot register the application commands: %s", _said(exc))
+            log.warning("discord: cannot register the application commands: %s", said(exc))
 
     # --- receiving
 
@@ -237,15 +236,15 @@ class DiscordPlatform(Platform):
                 )
                 return str(sent.id)
             except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-                raise _converted(exc) from None
-        payload = {"content": text, "components": _rows(buttons), "allowed_mentions": {"parse": []}}
+                raise converted(exc) from None
+        payload = {"content": text, "components": rows(buttons), "allowed_mentions": {"parse": []}}
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=target(thread))
         try:
             if thread in self.unopened:
                 await self._open(thread)
             data = await self._send(route, payload, thread)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-            raise _converted(exc) from None
+            raise converted(exc) from None
         return str(data["id"])
 
     async def _send(self, route: Route, payload: dict[str, Any], thread: str) -> Any:
@@ -283,11 +282,11 @@ class DiscordPlatform(Platform):
             channel_id=target(thread),
             message_id=int(message_id),
         )
-        payload = {"content": text, "components": _rows(buttons), "allowed_mentions": {"parse": []}}
+        payload = {"content": text, "components": rows(buttons), "allowed_mentions": {"parse": []}}
         try:
             await self.client.http.request(route, json=payload)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-            raise _converted(exc) from None
+            raise converted(exc) from None
 
     async def delete(self, thread: str, message_id: str) -> None:
         route = Route(
@@ -301,7 +300,7 @@ class DiscordPlatform(Platform):
         except discord.NotFound:
             return  # gone already: what was asked
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-            raise _converted(exc) from None
+            raise converted(exc) from None
 
     async def send_file(self, thread: str, path: Path, *, caption: str = "") -> str:
         try:
@@ -316,7 +315,7 @@ class DiscordPlatform(Platform):
             ) as params:
                 data = await self.client.http.send_message(target(thread), params=params)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-            raise _converted(exc) from None
+            raise converted(exc) from None
         finally:
             file.close()
         return str(data["id"])
@@ -337,73 +336,3 @@ class DiscordPlatform(Platform):
         if waiting is not None:
             waiting.cancel()
         await self.client.close()
-
-
-def _command_name(name: str) -> bool:
-    """Whether Discord takes ``name`` for a slash command (1-32 lower-case
-    letters, digits, ``-`` or ``_``)."""
-    return 1 <= len(name) <= 32 and all(c.isdigit() or c in "-_" or c.islower() for c in name)
-
-
-def _rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
-    """Buttons as action rows of up to five (none: an empty list removes them)."""
-    items = [
-        {
-            "type": 2,
-            "style": 4 if b.data.endswith(":deny") else 1,
-            "label": b.label[:80],
-            "custom_id": b.data,
-        }
-        for b in buttons[: ROW * ROWS]
-    ]
-    return [{"type": 1, "components": items[i : i + ROW]} for i in range(0, len(items), ROW)]
-
-
-class _OneLine(logging.Filter):
-    """discord.py logs a reconnect after a network error with its traceback;
-    the bridge's log says what happened in one line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
-            record.args = None
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def _quiet_loggers() -> None:
-    """discord.py logs no token, but its DEBUG logs hold every gateway
-    payload; keep them out of the bridge's log, and its tracebacks too."""
-    logger = logging.getLogger("discord")
-    logger.setLevel(logging.INFO)
-    for name in ("discord.client", "discord.gateway", "discord.http"):
-        child = logging.getLogger(name)
-        if not any(isinstance(f, _OneLine) for f in child.filters):
-            child.addFilter(_OneLine())
-
-
-def _said(exc: BaseException) -> str:
-    if isinstance(exc, discord.HTTPException):
-        return f"{exc.status} {exc.text or exc.response.reason}".strip()
-    return str(exc) or type(exc).__name__
-
-
-def _retry_after(exc: discord.HTTPException) -> float:
-    try:
-        return max(0.0, float(exc.response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
-
-
-def _converted(exc: BaseException) -> PlatformError:
-    """A discord.py or network error as the bridge's platform error."""
-    if isinstance(exc, discord.RateLimited):
-        return RateLimited(f"discord: {exc}", retry_after=exc.retry_after)
-    if isinstance(exc, discord.HTTPException) and exc.status == 429:
-        return RateLimited("discord: 429 Too Many Requests", retry_after=_retry_after(exc))
-    if isinstance(exc, discord.Forbidden | discord.NotFound):
-        return Unreachable(f"discord: {_said(exc)}")
-    if isinstance(exc, discord.HTTPException | aiohttp.ClientError | OSError):
-        return PlatformError(f"discord: {_said(exc)}")
-    raise exc
