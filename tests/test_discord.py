@@ -23,7 +23,9 @@ from bridge.channels.commands import COMMANDS
 from bridge.channels.delivery import Delivery
 from bridge.channels.discord_keys import last_seen
 from bridge.channels.discord_platform import DiscordPlatform
+from bridge.channels.errors import PlatformError, Unreachable
 from bridge.channels.inbound import ChannelAccess, ChannelWorker
+from bridge.channels.platform import Button
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
@@ -409,3 +411,38 @@ async def test_a_dropped_gateway_connection_is_resumed_and_nothing_is_missed(
         dc.send_user_message(dm, ann, "during the drop")
         await dc.until(lambda: text_of(dc, dm))
         assert text_of(dc, dm) == ["seen: during the drop"] and dc.resumes == 1
+
+
+async def test_files_edits_deletes_and_names_go_through_the_platform(tmp_path: Path) -> None:
+    """What a bot's handlers ask of the platform (Thread.post_file, update,
+    delete, lookup_user), against the fake."""
+    async with discord_bridge(tmp_path, agent(tmp_path, "echo hi\n")) as (dc, _):
+        ann = dc.user("ann", id=ANN_ID, name="Ann Lee")
+        dm = dc.dm(ann)
+        platform = DiscordPlatform(TOKEN, api_base=dc.api_base, files_dir=tmp_path)
+        await platform.start()
+        try:
+            key = f"dm/{dm.id}"
+            report = tmp_path / "report.txt"
+            report.write_text("all good\n")
+            sent = await platform.send_file(key, report, caption="the report")
+            (shown,) = dc.bot_messages(dm)
+            assert str(shown.id) == sent and shown.content == "the report"
+            assert shown.files[0].filename == "report.txt"
+            assert dc.file_bytes(shown.files[0].id) == b"all good\n"
+            card = await platform.post(key, "x" * 2500, buttons=(Button("Go", "choice:t:0"),))
+            assert len(dc.bot_messages(dm)[-1].content) == 2000, "a long note is cut, not refused"
+            await platform.edit(key, card, "done")
+            assert dc.bot_messages(dm)[-1].content == "done" and not dc.bot_messages(dm)[-1].buttons
+            await platform.delete(key, card)
+            await platform.delete(key, card)  # gone already: what was asked
+            assert [m.id for m in dc.bot_messages(dm)] == [shown.id]
+            assert await platform.lookup_user(str(ANN_ID)) == "Ann Lee"
+            assert await platform.lookup_user("42") is None
+            assert await platform.lookup_user("not-an-id") is None
+            with pytest.raises(Unreachable):
+                await platform.post("dm/12345", "to a channel that is not there")
+            with pytest.raises(PlatformError, match="cannot read"):
+                await platform.send_file(key, tmp_path / "missing.txt")
+        finally:
+            await platform.close()

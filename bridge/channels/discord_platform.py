@@ -51,7 +51,7 @@ from discord.http import Route
 
 from . import reply_plan as rp
 from .discord_keys import parent, target
-from .discord_wire import command_name, converted, quiet_loggers, rows, said
+from .discord_wire import command_name, converted, fit, quiet_loggers, rows, said
 from .errors import PlatformError
 from .platform import Button, Capabilities, Inbox, Platform
 
@@ -232,12 +232,16 @@ class DiscordPlatform(Platform):
             answering.used = True
             try:
                 sent = await answering.interaction.edit_original_response(
-                    content=text, allowed_mentions=discord.AllowedMentions.none()
+                    content=fit(text), allowed_mentions=discord.AllowedMentions.none()
                 )
                 return str(sent.id)
             except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
                 raise converted(exc) from None
-        payload = {"content": text, "components": rows(buttons), "allowed_mentions": {"parse": []}}
+        payload = {
+            "content": fit(text),
+            "components": rows(buttons),
+            "allowed_mentions": {"parse": []},
+        }
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=target(thread))
         try:
             if thread in self.unopened:
@@ -282,7 +286,11 @@ class DiscordPlatform(Platform):
             channel_id=target(thread),
             message_id=int(message_id),
         )
-        payload = {"content": text, "components": rows(buttons), "allowed_mentions": {"parse": []}}
+        payload = {
+            "content": fit(text),
+            "components": rows(buttons),
+            "allowed_mentions": {"parse": []},
+        }
         try:
             await self.client.http.request(route, json=payload)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
@@ -311,7 +319,9 @@ class DiscordPlatform(Platform):
             if thread in self.unopened:
                 await self._open(thread)
             with discord.http.handle_message_parameters(
-                content=caption or None, file=file, allowed_mentions=discord.AllowedMentions.none()
+                content=fit(caption) or None,
+                file=file,
+                allowed_mentions=discord.AllowedMentions.none(),
             ) as params:
                 data = await self.client.http.send_message(target(thread), params=params)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:

@@ -13,12 +13,21 @@ import discord
 from .errors import PlatformError, RateLimited, Unreachable
 from .platform import Button
 
-__all__ = ["ROW", "ROWS", "command_name", "converted", "quiet_loggers", "rows", "said"]
+__all__ = ["ROW", "ROWS", "command_name", "converted", "fit", "quiet_loggers", "rows", "said"]
 
 #: Buttons per action row, and rows per message (Discord's limits).
 ROW, ROWS = 5, 5
 #: Characters in a button's label.
 MAX_LABEL = 80
+#: Characters in a message's content.
+MAX_CONTENT = 2000
+
+
+def fit(text: str) -> str:
+    """``text`` cut to what one message holds. Replies are split by the
+    reply plan before they get here; this keeps the bridge's own notes (a
+    long /help, an approval card) from being refused whole."""
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "\u2026"
 
 
 def command_name(name: str) -> bool:
