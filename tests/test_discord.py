@@ -446,3 +446,46 @@ async def test_files_edits_deletes_and_names_go_through_the_platform(tmp_path: P
                 await platform.send_file(key, tmp_path / "missing.txt")
         finally:
             await platform.close()
+
+
+async def test_odd_gateway_payloads_are_passed_over_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    profile = agent(tmp_path, 'echo "seen: $AGENT_MESSAGE"\n')
+    async with discord_bridge(tmp_path, profile, policy="open") as (dc, d):
+        ann = dc.user("ann", id=ANN_ID)
+        dm = dc.dm(ann)
+        base = dc.message_json(dc.send_user_message(dm, ann, "first"))
+        await dc.until(lambda: text_of(dc, dm))
+        odd = [
+            {**base, "id": str(dc.ids.next()), "type": 7, "content": "joined"},  # a join notice
+            {**base, "id": str(dc.ids.next()), "type": 6, "content": "pinned"},  # a pin notice
+            # a message in a channel nobody knows (Discord would not, but the fake can)
+            {**base, "id": str(dc.ids.next()), "channel_id": "1234", "guild_id": "999"},
+            {**base, "id": str(dc.ids.next()), "webhook_id": "55", "content": "a webhook"},
+        ]
+        for payload in odd:
+            dc.dispatch("MESSAGE_CREATE", payload)
+        # An interaction of a kind the bot does not use (autocomplete), and a
+        # command interaction with no data.
+        dc.dispatch("INTERACTION_CREATE", {**_interaction(dc, dm), "type": 4})
+        dc.dispatch("INTERACTION_CREATE", {**_interaction(dc, dm), "type": 2, "data": {}})
+        dc.send_user_message(dm, ann, "last")
+        await dc.until(lambda: len(text_of(dc, dm)) == 2)
+        assert text_of(dc, dm) == ["seen: first", "seen: last"]
+        assert len(await d.store.conversations(channel="discord")) == 1
+    assert "Traceback" not in caplog.text
+
+
+def _interaction(dc: FakeDiscord, where: Channel) -> dict[str, Any]:
+    return {
+        "id": str(dc.ids.next()),
+        "application_id": str(dc.application_id),
+        "channel_id": str(where.id),
+        "channel": where.to_api(),
+        "token": "t",
+        "version": 1,
+        "user": dc.bot.to_api(),
+        "attachment_size_limit": 1024,
+        "data": {"name": "x", "id": "1", "type": 1},
+    }
