@@ -128,10 +128,12 @@ def text_of(dc: FakeDiscord, where: Channel) -> list[str]:
 async def test_a_mention_starts_a_thread_and_the_thread_resumes_the_session(
     tmp_path: Path,
 ) -> None:
+    go = tmp_path / "go"
     profile = agent(
         tmp_path,
-        """
-        for i in 1 2 3; do echo "AGENT_PARTIAL:\\"step $i. \\""; sleep 0.1; done
+        f"""
+        for i in 1 2 3; do echo "AGENT_PARTIAL:\\"step $i. \\""; done
+        while [ ! -e {go} ]; do sleep 0.05; done  # until the test saw the preview
         echo "AGENT_SESSION:s-1"
         echo "all done: $AGENT_MESSAGE (resumed '$AGENT_SESSION_ID')"
         """,
@@ -144,14 +146,14 @@ async def test_a_mention_starts_a_thread_and_the_thread_resumes_the_session(
             asked = dc.mention(general, ann, "hello there")
             (thread,) = await dc.until(lambda: dc.threads_of(general))
             assert thread.id == asked.id and thread.name == "hello there"
-            await dc.until(lambda: any("all done" in m.content for m in dc.bot_messages(thread)))
-            assert [m.content for m in dc.bot_messages(thread)] == [
-                "all done: hello there (resumed '')"
-            ]
-            assert dc.bot_messages(thread)[0].edits, "the reply streamed by editing"
+            await dc.until(lambda: text_of(dc, thread) == ["step 1. step 2. step 3. "])
+            go.touch()
+            await dc.until(lambda: any("all done" in t for t in text_of(dc, thread)))
+            assert text_of(dc, thread) == ["all done: hello there (resumed '')"]
+            assert dc.bot_messages(thread)[0].edits, "the preview became the reply by editing"
             dc.send_user_message(thread, ann, "again")  # no mention needed in the bot's thread
-            await dc.until(lambda: "all done: again" in dc.bot_messages(thread)[-1].content)
-            assert dc.bot_messages(thread)[-1].content == "all done: again (resumed 's-1')"
+            await dc.until(lambda: "all done: again" in text_of(dc, thread)[-1])
+            assert text_of(dc, thread)[-1] == "all done: again (resumed 's-1')"
         assert not dc.bot_messages(general), "nothing is said in the channel itself"
 
 
@@ -167,9 +169,10 @@ async def test_two_threads_at_once_are_two_conversations(tmp_path: Path) -> None
     async with discord_bridge(tmp_path, profile) as (dc, d):
         general = dc.text_channel(dc.guild("Team"), "general")
         ann = dc.user("ann", id=ANN_ID)
-        dc.mention(general, ann, "a")
-        dc.mention(general, ann, "b")
-        first, second = await dc.until(lambda: (t := dc.threads_of(general)) and len(t) == 2 and t)
+        asked = [dc.mention(general, ann, "a").id, dc.mention(general, ann, "b").id]
+        await dc.until(lambda: len(dc.threads_of(general)) == 2)
+        # Each thread is opened from its mention (same id), whichever reply comes first.
+        first, second = sorted(dc.threads_of(general), key=lambda t: asked.index(t.id))
         await dc.until(lambda: text_of(dc, first) and text_of(dc, second))
         assert text_of(dc, first) == ["a after ''"] and text_of(dc, second) == ["b after ''"]
         dc.send_user_message(second, ann, "again")
