@@ -151,3 +151,19 @@ async def test_a_message_while_the_bridge_shuts_down_is_left_unconfirmed() -> No
             await w.message(say("too late"))
         assert not any("too late" in text for _, text in platform.posts), "no one is told"
         assert [e for e in await log_of(d) if e.type == MESSAGE] == [], "nothing was written"
+
+
+async def test_a_press_on_a_request_whose_turn_ended_says_so() -> None:
+    async with worker(ASKER) as (w, _, d):
+        await w.message(say("go"))
+        with anyio.fail_after(10):
+            while not (requests := [e for e in await log_of(d) if e.type == TURN_PERMISSION]):
+                await anyio.sleep(0.02)
+        await w.message(say("/cancel"))
+        with anyio.fail_after(10):
+            while not any(e.type == TURN_COMPLETED for e in await log_of(d)):
+                await anyio.sleep(0.02)
+        note = await w.press(Press("t1", "42", "Ann", approval_data(requests[0].id, "once")))
+    assert note == (
+        "Nobody answered before it closed (its time ran out or its turn ended), so it was denied."
+    )

@@ -23,10 +23,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bridge.conversations.approvals import DEADLINE
 from bridge.conversations.dispatcher import Dispatcher
 from bridge.conversations.errors import Busy
 from bridge.conversations.policies import REASON_SHUTTING_DOWN
-from bridge.store.records import TURN_PERMISSION, Conversation, ConversationKey, Route
+from bridge.store.records import (
+    TURN_PERMISSION,
+    TURN_PERMISSION_ANSWERED,
+    Conversation,
+    ConversationKey,
+    Event,
+    Route,
+)
 from bridge.turn.errors import LaunchError
 
 from . import access, commands
@@ -256,8 +264,22 @@ class ChannelWorker:
             conv.id, request_id, allow=allow, scope=scope, by=sender.name
         )
         if answered is None:
-            return "It was answered already."
+            return await self._why_closed(conv.id, request)
         return "Allowed." if allow else "Denied."
+
+    async def _why_closed(self, conversation_id: str, request: Event) -> str:
+        """Why an approval can no longer be answered: an answer came first,
+        or its turn ended without one (cancelled, timed out, abandoned)."""
+        later = await self.dispatcher.store.read(conversation_id, request.id, 100_000)
+        for e in later:
+            if e.type == TURN_PERMISSION_ANSWERED and e.data.get("request") == request.id:
+                if e.data.get("by") == DEADLINE:
+                    return (
+                        "Nobody answered before it closed (its time ran out or its turn "
+                        "ended), so it was denied."
+                    )
+                return "It was answered already."
+        return "Its turn has ended, so it can no longer be answered."
 
     # --- saying things
 
