@@ -11,10 +11,12 @@ conversations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.channels import reply_plan as rp
+from bridge.channels.access import Policy
 from bridge.channels.choices import Choices
 from bridge.channels.commands import COMMANDS
 from bridge.channels.delivery import Delivery
@@ -26,10 +28,10 @@ from bridge.channels.platform import Platform
 from bridge.channels.thread import ThreadServices
 from bridge.conversations.dispatcher import Dispatcher
 
-from .config import ServerConfig
+from .config import RouteConfig, ServerConfig
 from .errors import ServerError
 
-__all__ = ["ChatChannel", "start_channels"]
+__all__ = ["ChatChannel", "assemble", "start_channels"]
 
 
 @dataclass
@@ -50,6 +52,39 @@ class ChatChannel:
         close = getattr(self.platform, "close", None)
         if close is not None:
             await close()
+
+
+def assemble(
+    config: ServerConfig,
+    dispatcher: Dispatcher,
+    platform: Platform,
+    route: RouteConfig,
+    access: Policy,
+    *,
+    limits: rp.Limits | Callable[[str], rp.Limits],
+    budget: rp.Budget,
+    read_all: bool = False,
+    bot_username: str = "",
+    hook: Hook | None = None,
+) -> ChatChannel:
+    """A logged-in platform, with its channel worker (the config's users by
+    their id on this platform, the bot's handlers when the config has a bot)
+    and its delivery worker (``budget`` shared by all its conversations)."""
+    users = {
+        u.platform_ids[platform.name]: (u.name, u.admin)
+        for u in config.users
+        if platform.name in u.platform_ids
+    }
+    rules = ChannelAccess(access, users, read_all, bot_username)
+    runner = None
+    if config.bot is not None:
+        services = ThreadServices(
+            platform, dispatcher, config.bot, Choices(), users, limits, budget
+        )
+        runner = BotRunner(services)
+    worker = ChannelWorker(platform, dispatcher, route.route, rules, agent=route.title, bot=runner)
+    delivery = Delivery(platform, dispatcher, limits, budget=budget)
+    return ChatChannel(platform, worker, delivery, runner, hook)
 
 
 async def start_channels(
@@ -77,27 +112,21 @@ async def start_channels(
                 hint="check the token in the variable channels.telegram.token_env names, "
                 "and api_base" + (", and webhook.url" if t.webhook else ""),
             ) from None
-        users = {
-            u.platform_ids["telegram"]: (u.name, u.admin)
-            for u in config.users
-            if "telegram" in u.platform_ids
-        }
-        rules = ChannelAccess(t.access, users, t.groups_read_all, platform.username)
         # Telegram's bot-wide limit: about 30 messages a second over all chats.
-        budget = rp.Budget(30.0, 30.0)
-        runner = None
-        if config.bot is not None:
-            runner = BotRunner(
-                ThreadServices(
-                    platform, dispatcher, config.bot, Choices(), users, limits_for, budget
-                )
+        out.append(
+            assemble(
+                config,
+                dispatcher,
+                platform,
+                t.route,
+                t.access,
+                limits=limits_for,
+                budget=rp.Budget(30.0, 30.0),
+                read_all=t.groups_read_all,
+                bot_username=platform.username,
+                hook=webhook_hook(platform) if t.webhook is not None else None,
             )
-        worker = ChannelWorker(
-            platform, dispatcher, t.route.route, rules, agent=t.route.title, bot=runner
         )
-        delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
-        hook = webhook_hook(platform) if t.webhook is not None else None
-        out.append(ChatChannel(platform, worker, delivery, runner, hook))
     if config.slack is not None:
         out.append(await _slack_channel(config, dispatcher, files_dir))
     if config.discord is not None:
@@ -133,23 +162,16 @@ async def _slack_channel(
             hint="check the bot token in the variable channels.slack.bot_token_env names, "
             "and api_base",
         ) from None
-    users = {
-        u.platform_ids["slack"]: (u.name, u.admin)
-        for u in config.users
-        if "slack" in u.platform_ids
-    }
-    rules = ChannelAccess(s.access, users, False, platform.username)
     # Slack's chat.postMessage: about one message a second per channel, with
     # bursts; there is no documented workspace-wide figure, so a generous one.
-    budget = rp.Budget(20.0, 20.0)
-    runner = None
-    if config.bot is not None:
-        runner = BotRunner(
-            ThreadServices(platform, dispatcher, config.bot, Choices(), users, limits_for, budget)
-        )
-    worker = ChannelWorker(
-        platform, dispatcher, s.route.route, rules, agent=s.route.title, bot=runner
+    return assemble(
+        config,
+        dispatcher,
+        platform,
+        s.route,
+        s.access,
+        limits=limits_for,
+        budget=rp.Budget(20.0, 20.0),
+        bot_username=platform.username,
+        hook=events_hook(platform, s.events_path) if s.by_events_api else None,
     )
-    delivery = Delivery(platform, dispatcher, limits_for, budget=budget)
-    hook = events_hook(platform, s.events_path) if s.by_events_api else None
-    return ChatChannel(platform, worker, delivery, runner, hook)

@@ -9,16 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.channels import reply_plan as rp
-from bridge.channels.choices import Choices
 from bridge.channels.commands import COMMANDS
-from bridge.channels.delivery import Delivery
 from bridge.channels.errors import PlatformError
-from bridge.channels.handlers import BotRunner
-from bridge.channels.inbound import ChannelAccess, ChannelWorker
-from bridge.channels.thread import ThreadServices
 from bridge.conversations.dispatcher import Dispatcher
 
-from .chat_channels import ChatChannel
+from .chat_channels import ChatChannel, assemble
 from .config import DiscordConfig, ServerConfig
 from .errors import ServerError
 
@@ -52,20 +47,12 @@ async def discord_channel(
             hint="check the token in the variable channels.discord.token_env names "
             "(the Developer Portal's Bot page, Reset Token), and api_base",
         ) from None
-    users = {
-        u.platform_ids["discord"]: (u.name, u.admin)
-        for u in config.users
-        if "discord" in u.platform_ids
-    }
-    rules = ChannelAccess(dc.access, users, False, "")
-    budget = rp.Budget(GLOBAL_RATE, GLOBAL_RATE)
-    runner = None
-    if config.bot is not None:
-        runner = BotRunner(
-            ThreadServices(platform, dispatcher, config.bot, Choices(), users, LIMITS, budget)
-        )
-    worker = ChannelWorker(
-        platform, dispatcher, dc.route.route, rules, agent=dc.route.title, bot=runner
+    return assemble(
+        config,
+        dispatcher,
+        platform,
+        dc.route,
+        dc.access,
+        limits=LIMITS,
+        budget=rp.Budget(GLOBAL_RATE, GLOBAL_RATE),
     )
-    delivery = Delivery(platform, dispatcher, LIMITS, budget=budget)
-    return ChatChannel(platform, worker, delivery, runner)
