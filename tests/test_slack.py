@@ -1,5 +1,5 @@
 """The Slack channel (platform adapter, channel worker, delivery) against the
-fake Slack on loopback, with the real slack_sdk in between. Most tests run
+fake Slack on loopback, with the real slack_sdk and Bolt in between. Most tests run
 twice: receiving by Socket Mode, and by the HTTP Events API (the fake POSTs
 signed events to the HTTP app's route, served by uvicorn)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +23,10 @@ from fake_slack import FakeSlack
 from bridge.channels import reply_plan as rp
 from bridge.channels.commands import COMMANDS
 from bridge.channels.delivery import Delivery
+from bridge.channels.errors import Closing
 from bridge.channels.http.app import ApiRoute, create_app
 from bridge.channels.inbound import ChannelAccess, ChannelWorker
+from bridge.channels.platform import Inbox, Incoming, Press
 from bridge.channels.slack import SlackPlatform, limits_for
 from bridge.channels.slack_http import events_hook
 from bridge.conversations.dispatcher import Dispatcher
@@ -76,13 +78,14 @@ async def slack_bridge(
     *,
     policy: str = "pairing",
     store: Store | None = None,
+    wrap: Callable[[Inbox], Inbox] | None = None,
     **fake: object,
 ) -> AsyncIterator[tuple[FakeSlack, Dispatcher]]:
     sock = bind("127.0.0.1", 0) if receiving == "events" else None
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/slack/events" if sock else ""
     options: dict[str, object] = {"events_url": url, "signing_secret": SECRET if sock else ""}
     with FakeSlack(**{**options, **fake}) as slack:  # type: ignore[arg-type]
-        async with bridge_on(slack, tmp, profile, sock, policy=policy, store=store) as d:
+        async with bridge_on(slack, tmp, profile, sock, policy=policy, store=store, wrap=wrap) as d:
             yield slack, d
     if sock is not None:
         sock.close()
@@ -97,6 +100,7 @@ async def bridge_on(
     *,
     policy: str = "pairing",
     store: Store | None = None,
+    wrap: Callable[[Inbox], Inbox] | None = None,
 ) -> AsyncIterator[Dispatcher]:
     """A bridge on an existing fake Slack (a second one after a restart)."""
     platform = SlackPlatform(
@@ -114,7 +118,7 @@ async def bridge_on(
         async with anyio.create_task_group() as tasks:
             if sock is not None:
                 serve_events(tasks, platform, d, sock)
-            tasks.start_soon(platform.run, worker)
+            tasks.start_soon(platform.run, wrap(worker) if wrap else worker)
             tasks.start_soon(Delivery(platform, d, quick).run)
             yield d
             tasks.cancel_scope.cancel()
@@ -338,6 +342,45 @@ async def test_a_retried_event_is_not_answered_twice(tmp_path: Path) -> None:
         await slack.until(lambda: slack.bot_messages(general, again.ts))
         assert len(slack.bot_messages(general, asked.ts)) == 1
         assert [m.text for m in slack.bot_messages(general, again.ts)] == ["once: hi"]
+
+
+class Failing:
+    """The channel worker, failing its first messages as ``errors`` says."""
+
+    def __init__(self, inbox: Inbox, errors: list[Exception]) -> None:
+        self.inbox, self.errors = inbox, errors
+
+    async def message(self, incoming: Incoming) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        await self.inbox.message(incoming)
+
+    async def press(self, press: Press) -> str:
+        return await self.inbox.press(press)
+
+    async def follows(self, thread: str) -> bool:
+        return await self.inbox.follows(thread)
+
+
+async def test_an_event_not_taken_is_not_confirmed_and_comes_again(
+    tmp_path: Path, receiving: str
+) -> None:
+    profile = agent(tmp_path, 'echo "got: $AGENT_MESSAGE"\n')
+    errors: list[Exception] = [RuntimeError("the log is full"), Closing("draining")]
+    wrap = lambda inbox: Failing(inbox, errors)  # noqa: E731
+    async with slack_bridge(tmp_path, profile, receiving, wrap=wrap, ack_timeout=0.5) as (
+        slack,
+        _,
+    ):
+        ann = slack.user("Ann", id=ANN)
+        slack.dm(ann, "hello")
+        im = slack.im(ann)
+        (said,) = await slack.until(lambda: slack.bot_messages(im))
+        assert said.text == "got: hello"
+        (env,) = slack.envelopes
+        assert env.acked and env.retry_attempt == 2, "refused twice, confirmed the third time"
+        if receiving == "events":
+            assert [c.status for c in slack.hook_calls] == [500, 503, 200]
 
 
 async def test_a_shared_file_reaches_the_agent_without_the_token(

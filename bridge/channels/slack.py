@@ -1,16 +1,18 @@
-"""Slack, through slack_sdk: the Web API client, and Socket Mode to receive.
+"""Slack: slack_sdk's Web API client to send, Bolt to receive.
 
 :class:`SlackPlatform` is the :class:`~bridge.channels.platform.Platform` of
-a Slack app. It receives by Socket Mode by default (no public URL: the app
-token opens a WebSocket with ``apps.connections.open``), or, with a signing
-secret, by the HTTP Events API (:mod:`bridge.channels.slack_http`). Either
-way an envelope goes through :meth:`SlackPlatform.take`, one at a time in
-the order Slack sent them, and is acknowledged only after the inbox
-returned (the message is in the log): an envelope the bridge died on comes
-again (``retry_attempt``), and the log recognises its message by
-``CHANNEL:TS``. A retry of an event already taken in this process is
-acknowledged without being handled again (a chat command is not logged, so
-only this keeps it from being answered twice).
+a Slack app. It receives through a Bolt app
+(:mod:`bridge.channels.slack_receive`), by Socket Mode by default (no public
+URL: the app token opens a WebSocket with ``apps.connections.open``), or,
+with a signing secret, by the HTTP Events API
+(:mod:`bridge.channels.slack_http`). Either way Bolt's listeners hand each
+event and button press to :meth:`SlackPlatform.take`, one at a time in the
+order Slack sent them, and Bolt acknowledges it only after the inbox
+returned (the message is in the log): an event the bridge died on, or
+failed on, comes again (``retry_attempt``), and the log recognises its
+message by ``CHANNEL:TS``. A retry of an event already taken in this process
+is acknowledged without being handled again (a chat command is not logged,
+so only this keeps it from being answered twice).
 
 - Conversations are threads (:mod:`bridge.channels.slack_events`): a
   mention starts one; replies in a thread the bot takes part in reach it
@@ -27,7 +29,8 @@ only this keeps it from being answered twice).
   URLs and never the token.
 - A rate limit (HTTP 429) is :class:`~bridge.channels.errors.RateLimited`
   with Slack's ``Retry-After``: the reply plan waits and sends the latest text.
-- slack_sdk logs request details at DEBUG; its loggers are kept at INFO.
+- slack_sdk and Bolt log request details at DEBUG; their loggers are kept
+  at INFO.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class SlackPlatform(Platform):
         self.bot_user = ""
         self.team_id = ""
         self.username = ""
+        self.bot_id = ""
         self.previews = Previews(self._call, self.post)
         self._lock = anyio.Lock()
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -133,6 +137,10 @@ class SlackPlatform(Platform):
         self._posts = 0
         self._names: dict[str, str] = {}
         _quiet_loggers()
+        from .slack_receive import bolt_app
+
+        #: Receives: routes events and presses to :meth:`take`.
+        self.app = bolt_app(self)
 
     @property
     def receives_by_http(self) -> bool:
@@ -144,64 +152,40 @@ class SlackPlatform(Platform):
         self.bot_user = str(answer.get("user_id", ""))
         self.team_id = str(answer.get("team_id", ""))
         self.username = str(answer.get("user", ""))
+        self.bot_id = str(answer.get("bot_id", ""))
 
     # --- receiving
 
     async def run(self, inbox: Inbox) -> None:
         if not self.bot_user:
             await self.start()
-        if self.receives_by_http:
-            await self.gate.hold(inbox)
-            return
-        from slack_sdk.socket_mode.aiohttp import SocketModeClient
+        from .slack_receive import socket_mode
 
-        client = SocketModeClient(
-            app_token=self._app_token,
-            web_client=self.web,
-            logger=logging.getLogger("slack_sdk.socket_mode"),
-        )
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.gate.hold, inbox)
+            if not self.receives_by_http:  # else the HTTP route takes events
+                await socket_mode(self.app, self._app_token, self.web)
 
-        async def on_request(c: Any, request: Any) -> None:
-            try:
-                taken = await self.take(inbox, request.type, request.payload)
-            except Closing:
-                log.info("slack: shutting down; envelope %s is left to Slack", request.envelope_id)
-                return
-            if taken:
-                from slack_sdk.socket_mode.response import SocketModeResponse
-
-                await c.send_socket_mode_response(SocketModeResponse(request.envelope_id))
-
-        client.socket_mode_request_listeners.append(on_request)
-        try:
-            await client.connect()  # type: ignore[no-untyped-call]
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await client.close()  # type: ignore[no-untyped-call]
-
-    async def take(self, inbox: Inbox, kind: str, payload: dict[str, Any]) -> bool:
-        """Handle one envelope's payload (``events_api``, ``interactive``);
-        True when it may be acknowledged. Raises :class:`Closing`."""
-        async with self._lock:  # in Slack's order, one at a time
+    async def take(self, kind: str, payload: dict[str, Any]) -> None:
+        """Hand one payload (``events_api``, ``interactive``) to the inbox,
+        one at a time in the order Slack sent them; returns once it is
+        handled (a message in the log). Raises :class:`Closing` while the
+        bridge starts or drains; anything else raised means not taken."""
+        inbox = await self.gate.inbox()
+        if inbox is None:
+            raise Closing("slack: the bridge is not taking events now")
+        async with self._lock:
             event_id = payload.get("event_id")
             if isinstance(event_id, str) and event_id in self._seen:
-                return True  # a retry of an event taken already
-            try:
-                if kind == "events_api":
-                    await self._event(inbox, payload.get("event"))
-                elif kind == "interactive":
-                    await self._interaction(inbox, payload)
-            except Closing:
-                raise
-            except Exception:
-                log.exception("slack: an event could not be handled; Slack sends it again")
-                return False
+                return  # a retry of an event taken already
+            if kind == "events_api":
+                await self._event(inbox, payload.get("event"))
+            elif kind == "interactive":
+                await self._interaction(inbox, payload)
             if isinstance(event_id, str):
                 self._seen[event_id] = None
                 while len(self._seen) > SEEN_EVENTS:
                     self._seen.popitem(last=False)
-            return True
 
     async def _event(self, inbox: Inbox, event: object) -> None:
         if not isinstance(event, dict):
@@ -434,7 +418,7 @@ def _safe(name: str) -> str:
 
 
 def _quiet_loggers() -> None:
-    """slack_sdk logs requests and envelopes at DEBUG; keep it above that."""
+    """slack_sdk and Bolt log requests and envelopes at DEBUG; keep them above that."""
     for name in ("slack_sdk", "slack_bolt"):
         logger = logging.getLogger(name)
         if logger.level < logging.INFO:

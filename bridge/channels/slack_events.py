@@ -30,6 +30,7 @@ __all__ = [
     "parse_message",
     "parse_press",
     "platform_id",
+    "readable",
     "split_thread",
     "thread_key",
     "unescape",
@@ -38,6 +39,25 @@ __all__ = [
 #: Message subtypes that are a person writing (others are edits, joins, bots...).
 _PEOPLE_SUBTYPES = {None, "", "file_share", "thread_broadcast"}
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def readable(payload: object) -> bool:
+    """Whether ``payload`` has the shape of what Slack sends: an object with
+    a ``type`` (events, interactions, ``url_verification``) or a ``command``
+    (slash commands), whose ``event`` (when there is one) is an object, and
+    whose ``actions`` in a ``block_actions`` are a list of objects. Bolt reads
+    these fields in its own middleware, before any listener, and fails on
+    anything else; Slack never sends anything else, so it is dropped."""
+    if not isinstance(payload, Mapping):
+        return False
+    if not isinstance(payload.get("type"), str) and not isinstance(payload.get("command"), str):
+        return False
+    if "event" in payload and not isinstance(payload["event"], Mapping):
+        return False
+    if payload.get("type") == "block_actions":
+        actions = payload.get("actions")
+        return isinstance(actions, list) and all(isinstance(a, Mapping) for a in actions)
+    return True
 
 
 def thread_key(channel: str, thread_ts: str | None) -> str:
