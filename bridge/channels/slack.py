@@ -36,8 +36,6 @@ so only this keeps it from being answered twice).
 from __future__ import annotations
 
 import logging
-import mimetypes
-import re
 from collections import OrderedDict
 from collections.abc import Collection
 from pathlib import Path
@@ -46,18 +44,16 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from agentproc import wire
-
 from . import reply_plan as rp
 from .errors import Closing, PlatformError, RateLimited, Refused, Unreachable
 from .platform import Button, Capabilities, Inbox, Incoming, Platform, Press
 from .slack_events import (
-    Said,
     command_text,
     parse_message,
     parse_press,
     split_thread,
 )
+from .slack_receive import bolt_app, download_files, socket_mode
 from .slack_stream import Previews, refused
 from .telegram_webhook import Gate
 
@@ -66,11 +62,6 @@ __all__ = ["API_BASE", "SlackPlatform", "limits_for"]
 log = logging.getLogger("bridge.channels.slack")
 
 API_BASE = "https://slack.com/api/"
-#: Where Slack serves shared files (url_private); the only other host the
-#: bot token is ever sent to, besides the API's.
-FILES_HOST = "files.slack.com"
-#: The largest file downloaded for an agent.
-MAX_FILE_BYTES = 50 * 1024 * 1024
 #: Event ids remembered to recognise Slack's retries of events already taken.
 SEEN_EVENTS = 2048
 #: A Block Kit section's text holds at most 3,000 characters.
@@ -137,8 +128,6 @@ class SlackPlatform(Platform):
         self._posts = 0
         self._names: dict[str, str] = {}
         _quiet_loggers()
-        from .slack_receive import bolt_app
-
         #: Receives: routes events and presses to :meth:`take`.
         self.app = bolt_app(self)
 
@@ -159,8 +148,6 @@ class SlackPlatform(Platform):
     async def run(self, inbox: Inbox) -> None:
         if not self.bot_user:
             await self.start()
-        from .slack_receive import socket_mode
-
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.gate.hold, inbox)
             if not self.receives_by_http:  # else the HTTP route takes events
@@ -200,7 +187,9 @@ class SlackPlatform(Platform):
             addressed = await inbox.follows(said.thread)
         if not addressed:
             return  # a channel message not for the bot
-        files = await self._files(said)
+        files = await download_files(
+            said, self.files_dir, token=self._bot_token, api_host=self.api_host
+        )
         if not said.text and not files:
             return
         self._remember(said.thread, said.user)
@@ -270,48 +259,6 @@ class SlackPlatform(Platform):
             )
         except PlatformError as exc:  # a nicety: not every workspace has it
             log.debug("slack: no thread status in %s: %s", channel, exc)
-
-    # --- files
-
-    async def _files(self, said: Said) -> list[wire.Attachment]:
-        out = []
-        for info in said.files:
-            url = str(info.get("url_private_download") or info.get("url_private") or "")
-            host = urlsplit(url).hostname or ""
-            if host not in (FILES_HOST, self.api_host) or not url.startswith(("https://", "http")):
-                log.warning("slack: file %s is not on Slack's file host; skipped", info.get("id"))
-                continue
-            name = Path(str(info.get("name") or info.get("id") or "file")).name or "file"
-            mime = str(info.get("mimetype") or mimetypes.guess_type(name)[0] or "")
-            folder = self.files_dir / said.channel
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{info.get('id', 'F')}-{_safe(name)}"
-            await self._download(url, path)
-            kind = "image" if mime.startswith("image/") else "file"
-            out.append(wire.Attachment(kind, path.as_uri(), name, mime or None))
-        return out
-
-    async def _download(self, url: str, path: Path) -> None:
-        import aiohttp
-
-        headers = {"Authorization": f"Bearer {self._bot_token}"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(url, headers=headers, allow_redirects=False) as answer,
-        ):
-            kind = answer.headers.get("Content-Type", "")
-            if answer.status != 200 or kind.startswith("text/html"):
-                raise PlatformError(
-                    f"slack: cannot download a shared file (HTTP {answer.status}, {kind}); "
-                    "the bot token needs the files:read scope"
-                )
-            size = 0
-            with path.open("wb") as out:
-                async for chunk in answer.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > MAX_FILE_BYTES:
-                        raise PlatformError("slack: a shared file is larger than 50 MB")
-                    out.write(chunk)
 
     # --- sending
 
@@ -411,10 +358,6 @@ def _content(text: str, buttons: tuple[Button, ...]) -> dict[str, Any]:
             {"type": "actions", "block_id": "agentproc", "elements": elements},
         ],
     }
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "file"
 
 
 def _quiet_loggers() -> None:

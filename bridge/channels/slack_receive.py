@@ -9,6 +9,8 @@ listeners that hand them to :meth:`SlackPlatform.take
 (:mod:`bridge.channels.slack_http`, Bolt's Starlette adapter) carry events
 to it; both acknowledge what the app answered.
 
+Files shared with a message are downloaded by :func:`download_files`.
+
 Write, then confirm. The app runs with ``process_before_response``: Bolt
 answers only after the listener returned, that is after the inbox wrote the
 message to the log. A listener that raises is answered 5xx (503 while the
@@ -42,13 +44,18 @@ any listener, and a payload it fails on would come again and again.
 from __future__ import annotations
 
 import logging
+import mimetypes
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 
-from .errors import Closing
-from .slack_events import readable
+from agentproc import wire
+
+from .errors import Closing, PlatformError
+from .slack_events import Said, readable
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -58,9 +65,22 @@ if TYPE_CHECKING:
 
     from .slack import SlackPlatform
 
-__all__ = ["acknowledged", "bolt_app", "socket_mode"]
+__all__ = [
+    "FILES_HOST",
+    "MAX_FILE_BYTES",
+    "acknowledged",
+    "bolt_app",
+    "download_files",
+    "socket_mode",
+]
 
 log = logging.getLogger("bridge.channels.slack")
+
+#: Where Slack serves shared files (url_private); the only other host the
+#: bot token is ever sent to, besides the API's.
+FILES_HOST = "files.slack.com"
+#: The largest file downloaded for an agent.
+MAX_FILE_BYTES = 50 * 1024 * 1024
 
 #: What the app answers a payload that is not what Slack sends.
 UNREADABLE = 400
@@ -163,3 +183,53 @@ async def socket_mode(app: AsyncApp, app_token: str, web: AsyncWebClient) -> Non
     finally:
         with anyio.CancelScope(shield=True):
             await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def download_files(
+    said: Said, files_dir: Path, *, token: str, api_host: str
+) -> list[wire.Attachment]:
+    """The files shared with a message, downloaded into ``files_dir`` with
+    the bot token, from Slack's file host (or ``api_host``) only."""
+    out = []
+    for info in said.files:
+        url = str(info.get("url_private_download") or info.get("url_private") or "")
+        host = urlsplit(url).hostname or ""
+        if host not in (FILES_HOST, api_host) or not url.startswith(("https://", "http")):
+            log.warning("slack: file %s is not on Slack's file host; skipped", info.get("id"))
+            continue
+        name = Path(str(info.get("name") or info.get("id") or "file")).name or "file"
+        mime = str(info.get("mimetype") or mimetypes.guess_type(name)[0] or "")
+        folder = files_dir / said.channel
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{info.get('id', 'F')}-{_safe(name)}"
+        await _download(url, path, token)
+        kind = "image" if mime.startswith("image/") else "file"
+        out.append(wire.Attachment(kind, path.as_uri(), name, mime or None))
+    return out
+
+
+async def _download(url: str, path: Path, token: str) -> None:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=headers, allow_redirects=False) as answer,
+    ):
+        kind = answer.headers.get("Content-Type", "")
+        if answer.status != 200 or kind.startswith("text/html"):
+            raise PlatformError(
+                f"slack: cannot download a shared file (HTTP {answer.status}, {kind}); "
+                "the bot token needs the files:read scope"
+            )
+        size = 0
+        with path.open("wb") as out:
+            async for chunk in answer.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    raise PlatformError("slack: a shared file is larger than 50 MB")
+                out.write(chunk)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "file"
