@@ -412,7 +412,9 @@ async def test_a_dropped_gateway_connection_is_resumed_and_nothing_is_missed(
         dm = dc.dm(ann)
         dc.drop_connection()
         dc.send_user_message(dm, ann, "during the drop")
-        await dc.until(lambda: text_of(dc, dm))
+        # discord.py reconnects after a pause of its own choosing (up to
+        # seconds, with jitter): the wait allows for a loaded machine.
+        await dc.until(lambda: text_of(dc, dm), timeout=60)
         assert text_of(dc, dm) == ["seen: during the drop"] and dc.resumes == 1
 
 
